@@ -1,0 +1,47 @@
+"""scalelab: a performance testing lab for scalable task architectures.
+
+The public API is what this module exports. Names are imported lazily, so that
+``import scalelab.loadgen`` inside a Locust process pulls in no Dask and no
+pandas machinery it does not use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    "ServiceConfig": "scalelab.config",
+    "load_config": "scalelab.config",
+    "ScaleLabError": "scalelab.errors",
+    "ConfigError": "scalelab.errors",
+    "SpecError": "scalelab.errors",
+    "PluginError": "scalelab.errors",
+    "RunError": "scalelab.errors",
+    "ExperimentSpec": "scalelab.experiment.spec",
+    "load_spec": "scalelab.experiment.spec",
+    "run_experiment": "scalelab.experiment.runner",
+    "ExperimentResult": "scalelab.experiment.runner",
+    "RunResult": "scalelab.experiment.runner",
+    "write_report": "scalelab.report",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+if TYPE_CHECKING:
+    from scalelab.config import ServiceConfig, load_config
+    from scalelab.errors import ConfigError, PluginError, RunError, ScaleLabError, SpecError
+    from scalelab.experiment.runner import ExperimentResult, RunResult, run_experiment
+    from scalelab.experiment.spec import ExperimentSpec, load_spec
+    from scalelab.report import write_report
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'scalelab' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,139 @@
+"""The service's typed configuration: one model with a section per pipeline stage.
+
+It loads from TOML, validates with messages that name the field, and is what the
+admin API (``GET``/``PUT /admin/config``) reads and changes at run time.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from scalelab.errors import ConfigError
+from scalelab.validation import describe_validation_error
+
+
+class Section(BaseModel):
+    """Base for every configuration section: unknown keys are errors, assignments validate."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ClusterConfig(Section):
+    """Where the work runs: an embedded LocalCluster, or an existing scheduler."""
+
+    scheduler: str | None = Field(
+        default=None,
+        description="Address of an existing Dask scheduler (tcp://host:8786); "
+        "empty starts a LocalCluster.",
+    )
+    workers: int = Field(default=2, ge=1, le=64, description="LocalCluster worker processes.")
+    threads_per_worker: int = Field(default=1, ge=1, le=64)
+    processes: bool = Field(default=True, description="LocalCluster workers as processes.")
+
+    @field_validator("scheduler")
+    @classmethod
+    def _scheduler_address(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        if "://" not in v:
+            raise ValueError("scheduler address must look like tcp://host:8786")
+        return v
+
+
+class ExecutorConfig(Section):
+    """How requests become Dask tasks: one per request, or gathered into batches."""
+
+    kind: str = Field(
+        default="direct",
+        description="'direct', 'batched', or a user class as 'module:Class'.",
+    )
+    max_batch: int = Field(default=100, ge=1, le=10_000, description="Items per batch at most.")
+    max_wait_ms: float = Field(
+        default=5.0, ge=0.0, le=1_000.0, description="Longest a request waits for its batch."
+    )
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, v: str) -> str:
+        if v not in ("direct", "batched") and ":" not in v:
+            raise ValueError("executor kind must be 'direct', 'batched' or 'module:Class'")
+        return v
+
+
+class AdmissionConfig(Section):
+    """Load shedding: requests over ``max_in_flight`` get 503 with Retry-After."""
+
+    max_in_flight: int = Field(default=1_000, ge=1, le=100_000)
+    retry_after_s: int = Field(default=1, ge=0, le=3_600)
+
+
+class LimitsConfig(Section):
+    """Largest work a single request may ask for; more gets 422 naming the parameter."""
+
+    max_cpu_units: int = Field(default=100_000, ge=1)
+    max_io_ms: float = Field(default=10_000.0, gt=0)
+
+
+class ServiceConfig(Section):
+    """The whole service configuration, one section per stage."""
+
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
+    admission: AdmissionConfig = Field(default_factory=AdmissionConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+
+
+def parse_config(data: dict[str, Any], source: str = "configuration") -> ServiceConfig:
+    """Validate a mapping as a :class:`ServiceConfig`; raise :class:`ConfigError` naming fields."""
+    try:
+        return ServiceConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, source)) from None
+
+
+def load_config(path: str | Path | None) -> ServiceConfig:
+    """Load a service configuration from a TOML file (``None`` gives the defaults)."""
+    if path is None:
+        return ServiceConfig()
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: configuration file not found; pass an existing TOML file")
+    try:
+        data = tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    return parse_config(data, str(p))
+
+
+def set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``data["a"]["b"] = value`` for ``dotted == "a.b"``, creating tables on the way."""
+    parts = dotted.split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{dotted}: '{part}' is a value, not a table")
+        node = child
+    node[parts[-1]] = value
+
+
+def get_path(data: dict[str, Any], dotted: str) -> Any:
+    """Return the value at a dotted path, raising ``KeyError`` when it is absent."""
+    node: Any = data
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise KeyError(dotted)
+        node = node[part]
+    return node
+
+
+def parse_value(text: str) -> Any:
+    """Parse a ``--set`` value as a TOML value, falling back to a plain string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
