@@ -78,6 +78,17 @@ class LimitsConfig(Section):
     max_io_ms: float = Field(default=10_000.0, gt=0)
 
 
+class FaultsConfig(Section):
+    """Faults injected at the "ingress" point, switched on at run time through the admin API."""
+
+    ingress_delay_ms: float = Field(
+        default=0.0, ge=0.0, le=60_000.0, description="Delay added to every request at ingress."
+    )
+    error_rate: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="Share of requests answered 500 at ingress."
+    )
+
+
 class ServiceConfig(Section):
     """The whole service configuration, one section per stage."""
 
@@ -85,6 +96,7 @@ class ServiceConfig(Section):
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     admission: AdmissionConfig = Field(default_factory=AdmissionConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    faults: FaultsConfig = Field(default_factory=FaultsConfig)
 
 
 def parse_config(data: dict[str, Any], source: str = "configuration") -> ServiceConfig:
