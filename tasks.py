@@ -32,7 +32,7 @@ def _run(*args: str | Path) -> None:
 
 def setup() -> None:
     """Create .venv and install scalelab with its test tools, when not done already."""
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this script may run under an older python3
         sys.exit(f"scalelab needs Python 3.11 or newer; this is {sys.version.split()[0]}")
     digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
     if STAMP.exists() and STAMP.read_text() == digest and (BIN / "scalelab").exists():
@@ -53,7 +53,16 @@ def quickstart(extra: list[str]) -> None:
 def test(extra: list[str]) -> None:
     """Lint, format check, type check, then the whole pytest suite."""
     _run(BIN / "ruff", "check", "scalelab", "tests", "scenarios", "benchmarks", "tasks.py")
-    _run(BIN / "ruff", "format", "--check", "scalelab", "tests", "scenarios", "benchmarks", "tasks.py")
+    _run(
+        BIN / "ruff",
+        "format",
+        "--check",
+        "scalelab",
+        "tests",
+        "scenarios",
+        "benchmarks",
+        "tasks.py",
+    )
     _run(BIN / "mypy", "scalelab")
     _run(BIN / "python", "-m", "pytest", *extra)
 

@@ -89,14 +89,13 @@ class Child:
         """End the child and its whole group: ``first`` signal, then SIGKILL after the deadline."""
         if self.alive():
             self._signal_group(first)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(deadline_s)
-            except subprocess.TimeoutExpired:
-                pass
         # Even when the leader exited, stragglers in its group get the same end.
         self._signal_group(signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(5)
+        wait_until(lambda: not group_members(self.proc.pid), 5.0, 0.05)
         if self._log:
             self._log.close()
             self._log = None
@@ -106,9 +105,12 @@ class Child:
 
 
 def group_members(pgid: int) -> list[int]:
-    """Pids still in process group ``pgid`` (Linux /proc), for leak checks."""
-    found = []
-    for entry in Path("/proc").iterdir():
+    """Pids of live (non-zombie) processes in process group ``pgid``, for leak checks."""
+    found: list[int] = []
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return found
+    for entry in proc.iterdir():
         if not entry.name.isdigit():
             continue
         try:
@@ -116,7 +118,8 @@ def group_members(pgid: int) -> list[int]:
         except OSError:
             continue
         fields = stat.rsplit(")", 1)[-1].split()
-        if len(fields) > 2 and int(fields[2]) == pgid:
+        # fields: state, ppid, pgrp, ...; a zombie has already ended.
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != "Z":
             found.append(int(entry.name))
     return found
 
