@@ -1,0 +1,120 @@
+"""Tidy frames from runs: one row per request, per second, or per run with its parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from scalelab.analysis.load import Experiment, Run
+from scalelab.analysis.percentiles import percentile_column
+
+LATENCY_COLUMNS = {"intended": "latency_intended_us", "actual": "latency_us"}
+
+
+def requests_frame(source: Run | Experiment | Iterable[Run]) -> pd.DataFrame:
+    """Every request of one or more runs, with ``run_id``, the run's parameters, and
+    ``end`` (completion time), ``latency_ms`` and ``latency_intended_ms`` added."""
+    runs = (
+        [source]
+        if isinstance(source, Run)
+        else list(source.runs if isinstance(source, Experiment) else source)
+    )
+    frames: list[pd.DataFrame] = []
+    for run in runs:
+        df = run.requests.copy()
+        df.insert(0, "run_id", run.run_id)
+        for key, value in run.params.items():
+            if key not in df.columns:
+                df[key] = value
+        frames.append(df)
+    if not frames:
+        return pd.DataFrame({"run_id": pd.Series(dtype=object)})
+    out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    out["end"] = out["start"].to_numpy(dtype=float) + out["latency_us"].to_numpy(dtype=float) / 1e6
+    out["latency_ms"] = out["latency_us"].to_numpy(dtype=float) / 1000.0
+    out["latency_intended_ms"] = out["latency_intended_us"].to_numpy(dtype=float) / 1000.0
+    return out
+
+
+def load_start(run: Run) -> float | None:
+    """When the measured load began: the ``load_start`` event, else the first intended start."""
+    t = run.event_time("load_start")
+    if t is not None:
+        return t
+    req = run.requests
+    if len(req):
+        return float(req["intended_start"].min())
+    return None
+
+
+def per_second(
+    run: Run,
+    bin_s: float = 1.0,
+    latency: str = "intended",
+    by: str = "end",
+    points: Sequence[float] = (50, 90, 99),
+) -> pd.DataFrame:
+    """Throughput, ok/error counts and latency percentiles per time bin of one run.
+
+    ``t`` is the bin's start in seconds since the load started (``frame.attrs["t0"]``
+    holds that Unix time). A request counts in the bin where it completed
+    (``by="end"``, as throughput is usually read) or where it was meant to start
+    (``by="intended_start"``: what a user arriving then experienced, which shows
+    a stall as the ramp of requests queued behind it). Latency is the intended
+    (coordinated-omission corrected) figure unless ``latency="actual"``. Bins with no
+    request are kept, with zero counts and NaN latencies, so a stall shows as a gap.
+    """
+    if by not in ("end", "start", "intended_start"):
+        raise ValueError(f"by={by!r}: use 'end', 'start' or 'intended_start'")
+    col = LATENCY_COLUMNS.get(latency)
+    if col is None:
+        raise ValueError(f"latency={latency!r}: use 'intended' or 'actual'")
+    pcols = [percentile_column(q) for q in points]
+    columns = ["t", "requests", "ok", "errors", "throughput_rps", "ok_rps", "error_rate", "mean_ms"]
+    req = run.requests
+    t0 = load_start(run)
+    if req.empty or t0 is None:
+        empty = pd.DataFrame({c: pd.Series(dtype=float) for c in [*columns, *pcols, "max_ms"]})
+        empty.attrs["t0"] = t0
+        return empty
+    start = req["start"].to_numpy(dtype=float)
+    if by == "end":
+        when = start + req["latency_us"].to_numpy(dtype=float) / 1e6
+    else:
+        when = req[by].to_numpy(dtype=float)
+    idx = np.floor((when - t0) / bin_s).astype(np.int64)
+    idx = np.maximum(idx, 0)
+    lat_ms = req[col].to_numpy(dtype=float) / 1000.0
+    ok = req["ok"].to_numpy(dtype=bool)
+    nbins = int(idx.max()) + 1
+    counts = np.bincount(idx, minlength=nbins)
+    oks = np.bincount(idx, weights=ok.astype(float), minlength=nbins).astype(np.int64)
+    sums = np.bincount(idx, weights=lat_ms, minlength=nbins)
+    frame = pd.DataFrame(
+        {
+            "t": np.arange(nbins, dtype=float) * bin_s,
+            "requests": counts,
+            "ok": oks,
+            "errors": counts - oks,
+            "throughput_rps": counts / bin_s,
+            "ok_rps": oks / bin_s,
+        }
+    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frame["error_rate"] = np.where(counts > 0, (counts - oks) / np.maximum(counts, 1), np.nan)
+        frame["mean_ms"] = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    grouped = pd.Series(lat_ms).groupby(idx)
+    qs = grouped.quantile(np.array([q / 100.0 for q in points])).unstack()
+    qs.columns = pcols
+    frame = frame.join(qs.reindex(range(nbins)))
+    frame["max_ms"] = grouped.max().reindex(range(nbins)).to_numpy()
+    frame.attrs["t0"] = t0
+    frame.attrs["run_id"] = run.run_id
+    return frame
+
+
+def runs_frame(experiment: Experiment) -> pd.DataFrame:
+    """One row per run: ``run_id``, ``status``, ``repeat``, the parameters and summary figures."""
+    return experiment.table.copy()
