@@ -1,0 +1,60 @@
+"""The event log of a run: phases (service_start, load_start, ...) and notes, with their times."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from scalelab.fileio import atomic_path
+
+
+class EventLog:
+    """Events appended as they happen; written as ``events.parquet`` whatever the run's end."""
+
+    def __init__(self) -> None:
+        self._rows: list[tuple[float, str, str, str]] = []
+        self._lock = threading.Lock()
+
+    def add(self, kind: str, name: str, **detail: Any) -> float:
+        """Record an event now; return its time (``time.time()``)."""
+        t = time.time()
+        with self._lock:
+            self._rows.append((t, kind, name, json.dumps(detail, default=str, sort_keys=True)))
+        return t
+
+    def phase(self, name: str, **detail: Any) -> float:
+        """Record a phase such as ``service_ready`` or ``load_stop``."""
+        return self.add("phase", name, **detail)
+
+    def time_of(self, name: str) -> float | None:
+        """The time of the first event called ``name``, if any."""
+        with self._lock:
+            return next((t for t, _, n, _ in self._rows if n == name), None)
+
+    def names(self) -> list[str]:
+        """Event names in order."""
+        with self._lock:
+            return [n for _, _, n, _ in self._rows]
+
+    def write(self, path: str | Path) -> Path:
+        """Write ``events.parquet`` (t, kind, name, detail) atomically."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        with self._lock:
+            rows = list(self._rows)
+        table = pa.table(
+            {
+                "t": pa.array([r[0] for r in rows], type=pa.float64()),
+                "kind": pa.array([r[1] for r in rows], type=pa.string()),
+                "name": pa.array([r[2] for r in rows], type=pa.string()),
+                "detail": pa.array([r[3] for r in rows], type=pa.string()),
+            }
+        )
+        target = Path(path)
+        with atomic_path(target) as tmp:
+            pq.write_table(table, tmp)
+        return target

@@ -1,0 +1,315 @@
+"""Experiment specs: a TOML file naming a locustfile, load, service configuration and sweep.
+
+A spec is validated whole before anything starts: unknown keys, wrong types, a
+missing locustfile, an unknown sweep key or an empty sweep list all raise
+:class:`~scalelab.errors.SpecError` with a message that names the field. Every
+point of the sweep is validated too, so a run never fails half-way through an
+experiment because of its own spec.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import tomli_w
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from scalelab.config import ServiceConfig, parse_value, set_path
+from scalelab.errors import ConfigError, SpecError
+from scalelab.validation import describe_validation_error
+
+Scalar = bool | int | float | str
+"""A value a locustfile knob can take: it becomes ``--key value`` on Locust's command line."""
+
+_NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+_KNOB_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+SHAPE_PARAMS = ("step_users", "step_time", "ramp_time", "spike_at", "spike_time", "spike_base")
+"""Parameters of the named load shapes, passed to Locust as ``--step-users`` and so on."""
+
+
+class _Section(BaseModel):
+    """Base of every spec section: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoadSpec(_Section):
+    """The load Locust applies: a closed loop of users, or an open loop at an arrival rate."""
+
+    mode: Literal["closed", "open"] = Field(
+        default="closed",
+        description="'closed': users each wait for their response; "
+        "'open': requests arrive at `rate` whatever the response times.",
+    )
+    users: int = Field(default=10, ge=1, le=10_000, description="Closed loop: concurrent users.")
+    spawn_rate: float | None = Field(
+        default=None, gt=0, description="Users started per second; empty starts all at once."
+    )
+    wait: Literal["none", "constant", "constant_throughput"] = Field(
+        default="none",
+        description="Closed loop wait between a user's requests: none, constant (wait_value "
+        "seconds) or constant_throughput (wait_value requests per second per user).",
+    )
+    wait_value: float = Field(default=0.0, ge=0, description="Seconds, or requests/s per user.")
+    rate: float | None = Field(default=None, gt=0, description="Open loop: requests per second.")
+    arrival: Literal["constant", "poisson"] = Field(
+        default="poisson", description="Open loop spacing of arrivals (poisson is seeded)."
+    )
+    max_concurrency: int = Field(
+        default=1_000, ge=1, le=100_000, description="Open loop: requests in flight at most."
+    )
+    late_ms: float = Field(
+        default=10.0, ge=0, description="Open loop: sent this much after its time counts as late."
+    )
+    processes: int = Field(default=1, ge=1, le=64, description="Locust worker processes.")
+    shape: Literal["none", "step", "ramp", "spike"] = Field(
+        default="none", description="A named load shape over the run's time."
+    )
+    shape_params: dict[str, Scalar] = Field(
+        default_factory=dict,
+        description="The shape's parameters: " + ", ".join(SHAPE_PARAMS) + ".",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LoadSpec:
+        if self.mode == "open" and self.rate is None:
+            raise ValueError("open-loop load needs load.rate (requests per second); set it")
+        if self.wait != "none" and self.wait_value <= 0:
+            raise ValueError(f"load.wait = '{self.wait}' needs load.wait_value > 0; set it")
+        for key in self.shape_params:
+            if key not in SHAPE_PARAMS:
+                raise ValueError(
+                    f"load.shape_params.{key} is not a shape parameter; use one of "
+                    + ", ".join(SHAPE_PARAMS)
+                )
+        if self.shape_params and self.shape == "none":
+            raise ValueError("load.shape_params is set but load.shape is 'none'; name a shape")
+        return self
+
+
+class ExperimentSpec(_Section):
+    """A whole experiment: what to load, how, against which service, swept over what."""
+
+    name: str = Field(pattern=_NAME_RE, description="Experiment name: results/<name>/...")
+    description: str = Field(default="", description="What the experiment asks.")
+    locustfile: str = Field(description="Locustfile, relative to the spec file's folder.")
+    duration_s: float = Field(gt=0, le=86_400, description="Measured load time of each run.")
+    warmup_s: float = Field(
+        default=0.0,
+        ge=0,
+        le=3_600,
+        description="Load before the measured time; its requests are kept in requests.parquet "
+        "but left out of summary.json.",
+    )
+    repeats: int = Field(default=1, ge=1, le=1_000, description="Runs of each sweep point.")
+    seed: int = Field(default=0, ge=0, description="Base seed; repeat k of a point uses seed + k.")
+    cooldown_s: float = Field(default=2.0, ge=0, le=3_600, description="Pause between runs.")
+    load: LoadSpec = Field(default_factory=LoadSpec)
+    scenario: dict[str, Scalar] = Field(
+        default_factory=dict, description="Locustfile knobs, each passed as --key value."
+    )
+    service: ServiceConfig = Field(default_factory=ServiceConfig)
+    sweep: dict[str, list[Any]] = Field(
+        default_factory=dict,
+        description="Dotted spec field -> values; runs the cross product of all values.",
+    )
+
+    @field_validator("locustfile")
+    @classmethod
+    def _locustfile_exists(cls, v: str, info: ValidationInfo) -> str:
+        base = Path((info.context or {}).get("base_dir", "."))
+        path = Path(v).expanduser()
+        if not path.is_absolute():
+            path = base / path
+        path = path.resolve()
+        if not path.is_file():
+            raise ValueError(
+                f"locustfile not found at {path}; give a path relative to the spec's folder"
+            )
+        if path.suffix != ".py":
+            raise ValueError(f"locustfile {path} is not a .py file")
+        return str(path)
+
+    @field_validator("scenario")
+    @classmethod
+    def _knob_names(cls, v: dict[str, Scalar]) -> dict[str, Scalar]:
+        for key in v:
+            if not _KNOB_RE.match(key):
+                raise ValueError(f"scenario key {key!r}: use letters, digits, '_' or '-'")
+        return v
+
+    @field_validator("sweep")
+    @classmethod
+    def _sweep_lists(cls, v: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        known = field_paths(cls)
+        for key, values in v.items():
+            if not _sweepable(key, known):
+                raise ValueError(
+                    f"sweep key {key!r} is not a spec field; use a dotted path such as "
+                    "'load.users', 'service.executor.kind' or 'scenario.<knob>'"
+                )
+            if not values:
+                raise ValueError(f"sweep.{key!r} is an empty list; give at least one value")
+        return v
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved spec as plain data, every default filled in (TOML has no null)."""
+        return _drop_none(self.model_dump(mode="json"))
+
+    def to_toml(self) -> str:
+        """The resolved spec as TOML text, which :func:`parse_spec` reads back unchanged."""
+        return tomli_w.dumps(self.to_dict())
+
+
+def field_paths(model: type[BaseModel], prefix: str = "") -> set[str]:
+    """Every dotted field path of a model; a free table (a dict field) ends with ``.*``."""
+    paths: set[str] = set()
+    for name, field in model.model_fields.items():
+        path = prefix + name
+        paths.add(path)
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            paths |= field_paths(ann, path + ".")
+        elif getattr(ann, "__origin__", None) is dict:
+            paths.add(path + ".*")
+    return paths
+
+
+def _sweepable(key: str, known: set[str]) -> bool:
+    if key == "sweep" or key.startswith("sweep."):
+        return False
+    if key in known:
+        return True
+    head, _, rest = key.rpartition(".")
+    return bool(head and rest) and f"{head}.*" in known
+
+
+def _drop_none(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: _drop_none(v) for k, v in data.items() if v is not None}
+    if isinstance(data, list):
+        return [_drop_none(v) for v in data]
+    return data
+
+
+def parse_spec(
+    data: dict[str, Any], base_dir: str | Path = ".", source: str = "spec"
+) -> ExperimentSpec:
+    """Validate a mapping as an :class:`ExperimentSpec`; raise :class:`SpecError` naming fields."""
+    try:
+        return ExperimentSpec.model_validate(data, context={"base_dir": str(base_dir)})
+    except ValidationError as exc:
+        raise SpecError(describe_validation_error(exc, source)) from None
+
+
+def parse_overrides(overrides: list[str] | dict[str, Any] | None) -> dict[str, Any]:
+    """``["a.b=1", ...]`` or ``{"a.b": 1}`` as a mapping of dotted keys to parsed values."""
+    if overrides is None:
+        return {}
+    if isinstance(overrides, dict):
+        return dict(overrides)
+    parsed: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise SpecError(
+                f"override {item!r}: write it as KEY=VALUE, e.g. --set duration_s=5 "
+                "or --set service.executor.kind=batched"
+            )
+        parsed[key] = parse_value(text.strip())
+    return parsed
+
+
+def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``data`` with each dotted override set (``sweep.<dotted key>`` sets a sweep)."""
+    result = copy.deepcopy(data)
+    for key, value in overrides.items():
+        try:
+            if key.startswith("sweep.") and len(key) > len("sweep."):
+                sweep = result.setdefault("sweep", {})
+                if not isinstance(sweep, dict):
+                    raise ConfigError(f"{key}: 'sweep' is a value, not a table")
+                sweep[key[len("sweep.") :]] = value
+            else:
+                set_path(result, key, value)
+        except ConfigError as exc:
+            raise SpecError(f"override {key}={value!r}: {exc}") from None
+    return result
+
+
+def load_spec(
+    path: str | Path, overrides: list[str] | dict[str, Any] | None = None
+) -> ExperimentSpec:
+    """Read a TOML spec, apply ``key=value`` overrides, and validate it (and every sweep point)."""
+    p = Path(path)
+    if not p.is_file():
+        raise SpecError(f"{p}: spec file not found; pass an existing TOML file")
+    try:
+        data = tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{p}: not valid TOML: {exc}") from None
+    parsed = parse_overrides(overrides)
+    data = apply_overrides(data, parsed)
+    source = str(p)
+    if parsed:
+        source += " (with overrides " + ", ".join(f"{k}={v!r}" for k, v in parsed.items()) + ")"
+    spec = parse_spec(data, p.resolve().parent, source)
+    expand(spec)  # every sweep point must be valid before anything starts
+    return spec
+
+
+def expand(spec: ExperimentSpec) -> list[tuple[dict[str, Any], ExperimentSpec]]:
+    """Each point of the sweep: its parameters and the resolved spec of that run (no sweep).
+
+    Raises :class:`SpecError` naming the point and field when a combination is not valid.
+    """
+    keys = list(spec.sweep)
+    base = spec.to_dict()
+    base["sweep"] = {}
+    points: list[tuple[dict[str, Any], ExperimentSpec]] = []
+    for values in itertools.product(*(spec.sweep[k] for k in keys)):
+        params = dict(zip(keys, values, strict=True))
+        data = copy.deepcopy(base)
+        for key, value in params.items():
+            try:
+                set_path(data, key, value)
+            except ConfigError as exc:
+                raise SpecError(f"sweep point {params}: {exc}") from None
+        label = "sweep point " + ", ".join(f"{k}={v!r}" for k, v in params.items())
+        points.append((params, parse_spec(data, ".", label or "spec")))
+    return points
+
+
+def run_label(params: dict[str, Any]) -> str:
+    """The parameter part of a run id: the last part of each swept key with its value."""
+    lasts = [k.rsplit(".", 1)[-1] for k in params]
+    parts = []
+    for key, last in zip(params, lasts, strict=True):
+        name = last if lasts.count(last) == 1 else key
+        parts.append(f"{name}={_safe(params[key])}")
+    return "-".join(parts)
+
+
+def _safe(value: Any) -> str:
+    text = str(value).lower() if isinstance(value, bool) else str(value)
+    return re.sub(r"[^A-Za-z0-9._=+]", "_", text)[:40]
+
+
+def run_id(index: int, params: dict[str, Any], repeat: int) -> str:
+    """``NNN-<parameters>-rK``, e.g. ``000-kind=direct-r0`` (``000-r0`` without a sweep)."""
+    label = run_label(params)
+    return f"{index:03d}-{label}-r{repeat}" if label else f"{index:03d}-r{repeat}"
