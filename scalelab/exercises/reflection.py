@@ -57,4 +57,4 @@ class ReflectionExercise(Exercise):
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a") as f:
             f.write(json.dumps(record) + "\n")
-        return self.result("pass", f"recorded in {path} (not graded; discuss it in class).")
+        return self.result("pass", f"recorded in {path.name} (not graded; discuss it in class).")
