@@ -1,0 +1,1 @@
+"""Tests of scalelab.analysis against synthetic run directories with known truth."""
