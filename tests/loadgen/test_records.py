@@ -180,7 +180,8 @@ def test_pure_modules_import_neither_locust_nor_dask_nor_pandas() -> None:
     code = (
         "import sys, scalelab.loadgen, scalelab.loadgen.records, scalelab.loadgen.arrivals, "
         "scalelab.loadgen.profiles\n"
-        "bad = [m for m in ('locust', 'gevent', 'dask', 'distributed', 'pandas') if m in sys.modules]\n"
+        "bad = [m for m in ('locust', 'gevent', 'dask', 'distributed', 'pandas')\n"
+        "       if m in sys.modules]\n"
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
