@@ -1,0 +1,132 @@
+"""The state of one running service: configuration, cluster, executor, faults, metrics.
+
+Configuration changes at run time go through :meth:`ServiceState.apply_config`,
+which validates the whole new configuration first and then swaps what changed:
+a new executor is built before the old one is closed, so requests in flight
+finish on the executor they started on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from scalelab.config import ServiceConfig
+from scalelab.errors import ConfigError, PluginError
+from scalelab.service.executors import Executor, executor_class, make_executor
+from scalelab.service.faults import Faults
+from scalelab.service.metrics import ServiceMetrics
+
+if TYPE_CHECKING:
+    from distributed import Client, LocalCluster
+
+
+class ConfigRejected(Exception):
+    """A configuration change that is not applied; ``errors`` name the fields."""
+
+    def __init__(self, message: str, errors: list[dict[str, str]]) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errors = errors
+
+
+def deep_merge(base: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``change`` laid over it, table by table."""
+    out = dict(base)
+    for key, value in change.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+class ServiceState:
+    """Everything the request path reads, owned by one app instance."""
+
+    def __init__(self, config: ServiceConfig, admin_token: str | None = None) -> None:
+        self.config = config
+        self.admin_token = admin_token
+        self.metrics = ServiceMetrics()
+        self.faults = Faults(config.faults)
+        self.in_flight = 0
+        self.metrics.in_flight.set_function(lambda: self.in_flight)
+        self.client: Client | None = None
+        self.cluster: LocalCluster | None = None
+        self.executor: Executor | None = None
+        self._config_lock = asyncio.Lock()
+
+    def require_executor(self) -> Executor:
+        """The current executor (set once the cluster is up)."""
+        if self.executor is None:
+            raise RuntimeError("the service is not ready: no executor yet")
+        return self.executor
+
+    def validate_change(self, change: dict[str, Any]) -> ServiceConfig:
+        """The configuration ``change`` would give, or :class:`ConfigRejected` naming fields."""
+        merged = deep_merge(self.config.model_dump(mode="python"), change)
+        try:
+            new = ServiceConfig.model_validate(merged)
+        except ValidationError as exc:
+            errors = [
+                {"field": ".".join(str(p) for p in err["loc"]) or "<root>", "message": err["msg"]}
+                for err in exc.errors()
+            ]
+            text = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+            raise ConfigRejected(f"invalid configuration: {text}", errors) from None
+        if new.cluster != self.config.cluster:
+            changed = [
+                f"cluster.{name}"
+                for name in type(new.cluster).model_fields
+                if getattr(new.cluster, name) != getattr(self.config.cluster, name)
+            ]
+            errors = [
+                {
+                    "field": f,
+                    "message": "cannot change while the service runs; restart it",
+                }
+                for f in changed
+            ]
+            raise ConfigRejected(
+                f"{', '.join(changed)}: the cluster cannot change while the service runs; "
+                "restart the service with the new configuration",
+                errors,
+            )
+        if new.executor.kind != self.config.executor.kind:
+            try:
+                executor_class(new.executor.kind)
+            except PluginError as exc:
+                raise ConfigRejected(
+                    str(exc), [{"field": "executor.kind", "message": str(exc)}]
+                ) from None
+        return new
+
+    async def apply_config(self, change: dict[str, Any]) -> ServiceConfig:
+        """Validate ``change`` (a partial configuration) and apply it to the running service."""
+        async with self._config_lock:
+            new = self.validate_change(change)
+            old_executor = None
+            if new.executor != self.config.executor and self.client is not None:
+                try:
+                    replacement = make_executor(self.client, new, self.metrics)
+                except (PluginError, ConfigError) as exc:
+                    raise ConfigRejected(
+                        str(exc), [{"field": "executor.kind", "message": str(exc)}]
+                    ) from None
+                except Exception as exc:
+                    message = (
+                        f"executor.kind = {new.executor.kind!r}: could not be constructed: {exc}"
+                    )
+                    raise ConfigRejected(
+                        message, [{"field": "executor.kind", "message": message}]
+                    ) from None
+                old_executor, self.executor = self.executor, replacement
+            self.config = new
+            self.faults.config = new.faults
+        if old_executor is not None:
+            with contextlib.suppress(Exception):
+                await old_executor.close()
+        return new
