@@ -10,6 +10,7 @@ after a deadline.
 from __future__ import annotations
 
 import argparse
+import os
 import secrets
 import sys
 import tempfile
@@ -37,6 +38,8 @@ def lab_command(notebooks: Path, port: int, token: str) -> list[str]:
         "--ServerApp.port_retries=0",
         f"--IdentityProvider.token={token}",
         f"--ServerApp.root_dir={notebooks}",
+        # Containers often run as root, which Jupyter refuses unless told.
+        *(["--allow-root"] if os.geteuid() == 0 else []),
     ]
 
 
