@@ -315,6 +315,7 @@ def _table(runs: list[Run]) -> pd.DataFrame:
         for key, value in run.summary.items():
             if key not in row and isinstance(value, int | float) and not isinstance(value, bool):
                 row[key] = value
+        row["error"] = str(run.info.get("error") or "")
         rows.append(row)
     table = pd.DataFrame(rows)
     for key in SUMMARY_COLUMNS:

@@ -42,16 +42,42 @@ def _bucket_values(lowest: int, highest: int, digits: int) -> np.ndarray:
     )
 
 
-def histogram_arrays(hist: HdrHistogram) -> tuple[np.ndarray, np.ndarray]:
-    """The recorded buckets of ``hist`` as (values in µs, counts), both sorted by value."""
-    values = _bucket_values(
+@lru_cache(maxsize=8)
+def _bucket_medians(lowest: int, highest: int, digits: int) -> np.ndarray:
+    """The midpoint of each counts index's value range (what hdrh's mean weighs by)."""
+    h = HdrHistogram(lowest, highest, digits)
+    return np.array(
+        [h._hdr_median_equiv_value(h.get_value_from_index(i)) for i in range(h.counts_len)],
+        dtype=np.float64,
+    )
+
+
+def _layout(hist: HdrHistogram) -> tuple[int, int, int]:
+    return (
         int(hist.lowest_trackable_value),
         int(hist.highest_trackable_value),
         int(hist.significant_figures),
     )
-    counts = np.ctypeslib.as_array(hist.counts).astype(np.int64)[: len(values)]
+
+
+def _counts(hist: HdrHistogram, length: int) -> np.ndarray:
+    return np.ctypeslib.as_array(hist.counts).astype(np.int64)[:length]
+
+
+def histogram_arrays(hist: HdrHistogram) -> tuple[np.ndarray, np.ndarray]:
+    """The recorded buckets of ``hist`` as (values in µs, counts), both sorted by value."""
+    values = _bucket_values(*_layout(hist))
+    counts = _counts(hist, len(values))
     nz = np.flatnonzero(counts)
     return values[nz], counts[nz]
+
+
+def hist_mean_ms(hist: HdrHistogram) -> float:
+    """The mean latency of ``hist`` in ms (as hdrh computes it, without its Python loop)."""
+    medians = _bucket_medians(*_layout(hist))
+    counts = _counts(hist, len(medians))
+    total = counts.sum()
+    return float(counts @ medians / total / 1000.0) if total else float("nan")
 
 
 def percentiles_from_counts(
@@ -113,7 +139,7 @@ def percentile_table(
     for label, hist in histograms_by_label(source, tag).items():
         count = int(hist.get_total_count())
         row: dict[str, Any] = {"label": label, "count": count}
-        row["mean_ms"] = hist.get_mean_value() / 1000.0 if count else np.nan
+        row["mean_ms"] = hist_mean_ms(hist)
         for q, v in zip(points, hist_percentiles_ms(hist, points), strict=True):
             row[percentile_column(q)] = v
         row["max_ms"] = hist.get_max_value() / 1000.0 if count else np.nan
@@ -183,7 +209,7 @@ def group_percentiles(
         row["throughput_rps"] = float(np.nanmean(tput)) if np.isfinite(tput).any() else np.nan
         row["throughput_rps_std"] = float(np.nanstd(tput, ddof=1)) if len(runs) > 1 else np.nan
         row["count"] = count
-        row["mean_ms"] = merged.get_mean_value() / 1000.0 if count else np.nan
+        row["mean_ms"] = hist_mean_ms(merged)
         for q, v in zip(points, hist_percentiles_ms(merged, points), strict=True):
             row[percentile_column(q)] = v
         row["max_ms"] = merged.get_max_value() / 1000.0 if count else np.nan

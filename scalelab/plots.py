@@ -1,0 +1,365 @@
+"""Plots of runs and experiments with matplotlib.
+
+Every function takes the data and an optional ``ax`` (or axes) to draw on, and
+returns what it drew on. Without ``ax`` a new figure comes from pyplot, which
+shows inline in a notebook; the report passes axes of a plain
+:class:`~matplotlib.figure.Figure`, so nothing here needs a display.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeAlias
+
+import numpy as np
+import pandas as pd
+from hdrh.histogram import HdrHistogram
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, NullLocator
+
+from scalelab.analysis.frames import per_second
+from scalelab.analysis.load import Experiment, Run
+from scalelab.analysis.percentiles import (
+    group_percentiles,
+    histogram_arrays,
+    histograms_by_label,
+    percentiles_from_counts,
+    resolve_param,
+)
+from scalelab.analysis.usl import USLFit
+from scalelab.errors import ScaleLabError
+
+Frames: TypeAlias = Mapping[str, pd.DataFrame] | pd.DataFrame | Run | Sequence[Run] | Experiment
+LATENCY_LABEL = "latency (ms)"
+
+
+def _new_axes(ax: Axes | None, figsize: tuple[float, float] = (7.0, 4.0)) -> Axes:
+    if ax is not None:
+        return ax
+    import matplotlib.pyplot as plt
+
+    _, new = plt.subplots(figsize=figsize)
+    return new
+
+
+def _percentile_label(q: float) -> str:
+    text = f"{q:.6f}".rstrip("0").rstrip(".")
+    return f"{text}%"
+
+
+def latency_percentiles(
+    source: Mapping[str, HdrHistogram] | HdrHistogram | Run | Sequence[Run] | Experiment,
+    ax: Axes | None = None,
+    tag: str = "intended",
+    logy: bool = False,
+) -> Axes:
+    """The HdrHistogram percentile plot: latency against percentile, one line per label.
+
+    The x axis is 1/(1 − q) on a log scale, so 90 %, 99 %, 99.9 %... are equally
+    spaced and the tail gets the room it deserves. Each line stops where the data
+    stops (a run of n requests says nothing past the 1 − 1/n percentile).
+    """
+    ax = _new_axes(ax)
+    hists = histograms_by_label(source, tag)
+    top = 2.0
+    for label, hist in hists.items():
+        values, counts = histogram_arrays(hist)
+        n = int(counts.sum())
+        if n == 0:
+            continue
+        x = np.unique(np.concatenate([np.logspace(0, np.log10(max(n, 2)), 400), [2.0]]))
+        q = 100.0 * (1.0 - 1.0 / x)
+        y = percentiles_from_counts(values, counts, np.maximum(q, 1e-9)) / 1000.0
+        ax.step(x, y, where="post", label=f"{label} (n={n:,})")
+        top = max(top, float(x[-1]))
+    ax.set_xscale("log")
+    ticks = [2.0] + [10.0**k for k in range(1, int(np.floor(np.log10(top))) + 1)]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticklabels([_percentile_label(100.0 * (1.0 - 1.0 / t)) for t in ticks])
+    ax.set_xlim(1.0, top)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel("percentile")
+    ax.set_ylabel(LATENCY_LABEL)
+    ax.set_title(
+        "latency by percentile" if isinstance(source, Mapping) else f"latency by percentile ({tag})"
+    )
+    ax.grid(True, which="major", alpha=0.3)
+    if hists:
+        ax.legend(fontsize="small")
+    return ax
+
+
+def latency_cdf(
+    source: Mapping[str, HdrHistogram | Sequence[float] | np.ndarray]
+    | HdrHistogram
+    | Run
+    | Sequence[Run]
+    | Experiment,
+    ax: Axes | None = None,
+    tag: str = "intended",
+    logx: bool = True,
+) -> Axes:
+    """The cumulative distribution of latency, one line per label.
+
+    A mapping's values may be histograms or plain latencies in milliseconds.
+    """
+    ax = _new_axes(ax)
+    items: dict[str, Any] = (
+        dict(source) if isinstance(source, Mapping) else dict(histograms_by_label(source, tag))
+    )
+    for label, data in items.items():
+        if isinstance(data, HdrHistogram):
+            values, counts = histogram_arrays(data)
+            xs = values / 1000.0
+            cum = np.cumsum(counts).astype(float)
+        else:
+            xs = np.sort(np.asarray(data, dtype=float))
+            cum = np.arange(1, len(xs) + 1, dtype=float)
+        if len(xs) == 0:
+            continue
+        ax.step(xs, cum / cum[-1], where="post", label=label)
+    if logx:
+        ax.set_xscale("log")
+    ax.set_ylim(0.0, 1.02)
+    ax.set_xlabel(LATENCY_LABEL)
+    ax.set_ylabel("fraction of requests at or below")
+    ax.set_title("latency CDF")
+    ax.grid(True, alpha=0.3)
+    if items:
+        ax.legend(fontsize="small")
+    return ax
+
+
+def _frames(source: Frames) -> tuple[dict[str, pd.DataFrame], dict[str, Run]]:
+    """Per-second frames by label, and the runs they came from (for event marks)."""
+    if isinstance(source, pd.DataFrame):
+        return {str(source.attrs.get("run_id", "run")): source}, {}
+    if isinstance(source, Mapping):
+        return dict(source), {}
+    runs = (
+        [source]
+        if isinstance(source, Run)
+        else list(source.runs if isinstance(source, Experiment) else source)
+    )
+    return {r.run_id: per_second(r) for r in runs}, {r.run_id: r for r in runs}
+
+
+def _mark_events(ax: Axes, frames: dict[str, pd.DataFrame], runs: dict[str, Run]) -> None:
+    """Dotted vertical lines at each run's faults and notes (phases are the axis itself)."""
+    for label, run in runs.items():
+        ev = run.events
+        t0 = frames[label].attrs.get("t0")
+        if ev.empty or t0 is None:
+            continue
+        for _, row in ev[ev["kind"] != "phase"].iterrows():
+            ax.axvline(float(row["t"]) - t0, color="grey", linestyle=":", linewidth=1)
+            ax.annotate(
+                str(row["name"]),
+                (float(row["t"]) - t0, 1.0),
+                xycoords=("data", "axes fraction"),
+                fontsize="x-small",
+                rotation=90,
+                va="top",
+                ha="right",
+            )
+
+
+def throughput_over_time(
+    source: Frames, ax: Axes | None = None, column: str = "throughput_rps"
+) -> Axes:
+    """Requests per second over time (from :func:`~scalelab.analysis.per_second` frames or runs)."""
+    ax = _new_axes(ax)
+    frames, runs = _frames(source)
+    for label, ps in frames.items():
+        if len(ps):
+            ax.plot(ps["t"], ps[column], label=label, drawstyle="steps-post")
+    _mark_events(ax, frames, runs)
+    ax.set_xlabel("time since load start (s)")
+    ax.set_ylabel("requests/s" if column.endswith("rps") else column)
+    ax.set_title("throughput over time")
+    ax.set_ylim(bottom=0)
+    ax.grid(True, alpha=0.3)
+    if frames:
+        ax.legend(fontsize="small")
+    return ax
+
+
+def latency_over_time(
+    source: Frames,
+    ax: Axes | None = None,
+    columns: Sequence[str] = ("p50_ms", "p99_ms"),
+    logy: bool = False,
+) -> Axes:
+    """Latency percentiles per second over time: one colour per run, one line style per column."""
+    ax = _new_axes(ax)
+    frames, runs = _frames(source)
+    styles = ["-", "--", ":", "-."]
+    for i, (label, ps) in enumerate(frames.items()):
+        if not len(ps):
+            continue
+        color = f"C{i % 10}"
+        for j, col in enumerate(columns):
+            ax.plot(
+                ps["t"],
+                ps[col],
+                color=color,
+                linestyle=styles[j % len(styles)],
+                label=f"{label} {col.removesuffix('_ms')}",
+            )
+    _mark_events(ax, frames, runs)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel("time since load start (s)")
+    ax.set_ylabel(LATENCY_LABEL)
+    ax.set_title("latency over time")
+    ax.grid(True, alpha=0.3)
+    if frames:
+        ax.legend(fontsize="small")
+    return ax
+
+
+def _categories(values: pd.Series) -> list[str] | None:
+    """None when every parameter value is a number; else the values as categories, in order."""
+    if pd.to_numeric(values, errors="coerce").notna().all():
+        return None
+    return list(dict.fromkeys(values.astype(str)))
+
+
+def _positions(values: pd.Series, cats: list[str] | None) -> np.ndarray:
+    """x positions for parameter values: numbers as they are, categories by their index."""
+    if cats is None:
+        return pd.to_numeric(values).to_numpy(dtype=float)
+    return np.array([cats.index(str(v)) for v in values], dtype=float)
+
+
+def _series_key(row: pd.Series, hue: list[str]) -> str:
+    return " ".join(f"{h.rsplit('.', 1)[-1]}={row[h]}" for h in hue)
+
+
+def compare_runs(
+    data: pd.DataFrame | Experiment,
+    param: str,
+    metrics: Sequence[str] = ("p50_ms", "p99_ms", "throughput_rps"),
+    ax: Axes | Sequence[Axes] | None = None,
+    hue: str | Sequence[str] | None = None,
+) -> Figure:
+    """One panel per metric against parameter ``param``: each run a dot, each group a line.
+
+    Runs are split into one series per value of ``hue`` (by default, for an
+    experiment, every other swept parameter). Given an
+    :class:`~scalelab.analysis.Experiment`, a latency line goes through the
+    percentiles of each group's merged histograms; given only a table, latency
+    shows the runs' dots alone, since percentiles cannot be averaged. A throughput
+    line is the mean over repeats.
+    """
+    exp = data if isinstance(data, Experiment) else None
+    table = exp.table if exp is not None else data
+    assert isinstance(table, pd.DataFrame)
+    col = resolve_param(exp, param) if exp is not None else param
+    if col not in table.columns:
+        raise ScaleLabError(
+            f"compare_runs: no column {param!r}; columns are: {', '.join(map(str, table.columns))}"
+        )
+    if hue is None:
+        hues = [s for s in exp.swept if s != col] if exp is not None else []
+    else:
+        names = [hue] if isinstance(hue, str) else list(hue)
+        hues = [resolve_param(exp, h) if exp is not None else h for h in names]
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        fig, axes_arr = plt.subplots(
+            1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False
+        )
+        axes = list(axes_arr[0])
+    else:
+        axes = [ax] if isinstance(ax, Axes) else list(ax)
+        if len(axes) < len(metrics):
+            raise ScaleLabError(f"compare_runs: {len(metrics)} metrics need as many axes")
+        fig_or_none = axes[0].get_figure()
+        assert isinstance(fig_or_none, Figure)
+        fig = fig_or_none
+    cats = _categories(table[col])
+    series: list[str] = [_series_key(row, hues) for _, row in table.iterrows()]
+    keys = list(dict.fromkeys(series))
+    grouped = group_percentiles(exp, by=[col, *hues]) if exp is not None else None
+    gseries: list[str] | None = (
+        [_series_key(row, hues) for _, row in grouped.iterrows()] if grouped is not None else None
+    )
+    for a, metric in zip(axes, metrics, strict=False):
+        if metric not in table.columns:
+            raise ScaleLabError(f"compare_runs: no metric {metric!r} in the runs table")
+        for i, key in enumerate(keys):
+            color = f"C{i % 10}"
+            rows = table[np.asarray(series) == key]
+            x = _positions(rows[col], cats)
+            y = pd.to_numeric(rows[metric], errors="coerce").to_numpy(dtype=float)
+            name = key or "runs"
+            a.scatter(x, y, alpha=0.5, zorder=3, color=color, s=18)
+            line: tuple[np.ndarray, np.ndarray] | None = None
+            if metric.endswith("_ms"):
+                if grouped is not None and gseries is not None and metric in grouped.columns:
+                    g = grouped[np.asarray(gseries) == key]
+                    line = (_positions(g[col], cats), g[metric].to_numpy(dtype=float))
+            else:
+                means = pd.DataFrame({"x": x, "y": y}).groupby("x")["y"].mean()
+                line = (means.index.to_numpy(dtype=float), means.to_numpy(dtype=float))
+            if line is not None:
+                order = np.argsort(line[0])
+                a.plot(line[0][order], line[1][order], marker="o", color=color, label=name)
+            elif i == 0 or key:
+                a.scatter([], [], color=color, label=name)
+        if cats is not None:
+            a.set_xticks(range(len(cats)))
+            a.set_xticklabels(cats, rotation=20)
+        a.set_xlabel(col.rsplit(".", 1)[-1])
+        a.set_ylabel(metric)
+        a.set_title(metric)
+        a.grid(True, alpha=0.3)
+        a.legend(fontsize="x-small")
+    fig.tight_layout()
+    return fig
+
+
+def usl_plot(
+    fit: USLFit,
+    concurrency: Sequence[float] | np.ndarray,
+    throughput: Sequence[float] | np.ndarray,
+    ax: Axes | None = None,
+) -> Axes:
+    """Measured throughput against concurrency with the USL curve, linear scaling and the peak."""
+    ax = _new_axes(ax)
+    n = np.asarray(concurrency, dtype=float)
+    x = np.asarray(throughput, dtype=float)
+    right = float(n.max()) if len(n) else 1.0
+    if np.isfinite(fit.peak_concurrency) and fit.peak_concurrency < 3 * right:
+        right = max(right, 1.2 * fit.peak_concurrency)
+    grid = np.linspace(1.0, max(right, 2.0), 300)
+    ax.scatter(n, x, zorder=3, label="measured")
+    ax.plot(
+        grid,
+        fit.predict(grid),
+        label=f"USL fit σ={fit.sigma:.3g} κ={fit.kappa:.3g}",
+    )
+    ideal = fit.lambda_ * grid
+    top = max(float(np.nanmax(x)) if len(x) else 0.0, float(fit.predict(grid).max())) * 1.15
+    ax.plot(grid, np.minimum(ideal, top), linestyle="--", color="grey", label="linear λN")
+    if np.isfinite(fit.peak_concurrency) and fit.peak_concurrency <= grid[-1]:
+        ax.axvline(fit.peak_concurrency, linestyle=":", color="C3")
+        ax.annotate(
+            f"N*={fit.peak_concurrency:.1f}",
+            (fit.peak_concurrency, fit.peak_throughput),
+            textcoords="offset points",
+            xytext=(5, 5),
+            fontsize="small",
+        )
+    ax.set_ylim(0, top)
+    ax.set_xlabel("concurrency N")
+    ax.set_ylabel("throughput (requests/s)")
+    ax.set_title("Universal Scalability Law")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    return ax

@@ -1,0 +1,115 @@
+"""The HTML report is self-contained, covers runs and experiments, and bad paths are named."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+import pytest
+from rundirs import make_requests, write_experiment, write_run
+
+from scalelab.analysis import load_experiment, load_run
+from scalelab.cli import main
+from scalelab.errors import ScaleLabError
+from scalelab.report import report_from_args, summary_table_text, write_report
+
+
+def _assert_self_contained(text: str) -> None:
+    assert text.startswith("<!DOCTYPE html>")
+    assert "data:image/png;base64," in text
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", text)
+    assert "<script" not in text and "<link" not in text
+
+
+def _no_temp_files(directory: Path) -> None:
+    assert not [p for p in directory.iterdir() if p.name.endswith(".tmp")]
+
+
+@pytest.fixture(scope="module")
+def experiment_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("results")
+    runs = [
+        (
+            {"service.executor.kind": kind},
+            make_requests(rate=200, duration_s=3, mean_ms=m, seed=s, error_rate=0.02),
+        )
+        for kind, m in (("direct", 5.0), ("batched", 2.0))
+        for s in (1, 2)
+    ]
+    write_experiment(root, runs, name="quick")
+    return root
+
+
+def test_run_report_is_self_contained(tmp_path: Path) -> None:
+    req = make_requests(rate=200, duration_s=3, seed=5, error_rate=0.05)
+    truth = write_run(tmp_path / "000-r0", req, params={"load.users": 8})
+    out = write_report(truth.path)
+    assert out == truth.path / "report.html"
+    text = out.read_text()
+    _assert_self_contained(text)
+    assert text.count("data:image/png;base64,") == 3  # percentiles, throughput, latency over time
+    run = load_run(truth.path)
+    for needle in ("000-r0", "users", f"{run.summary['p99_ms']:.2f}", "Little", "Errors", "500"):
+        assert needle in text
+    _no_temp_files(truth.path)
+
+
+def test_experiment_report_compares_runs(experiment_root: Path, tmp_path: Path) -> None:
+    out = write_report(experiment_root / "quick")  # results/<experiment>: takes latest
+    exp = load_experiment(experiment_root / "quick")
+    assert out == exp.path / "report.html"
+    text = out.read_text()
+    _assert_self_contained(text)
+    for run in exp.runs:
+        assert run.run_id in text
+    assert "Comparison" in text and "merges the HDR histograms" in text
+    assert text.count("data:image/png;base64,") >= 4
+    other = write_report(exp.path / ".." / "latest", tmp_path / "elsewhere" / "r.html")
+    assert other == tmp_path / "elsewhere" / "r.html" and other.is_file()
+    _no_temp_files(exp.path)
+
+
+def test_failed_run_without_measurements_still_reports(tmp_path: Path) -> None:
+    truth = write_run(
+        tmp_path / "run", make_requests(rate=10, duration_s=1), status="failed", files=()
+    )
+    text = write_report(truth.path).read_text()
+    assert "failed" in text and "the service stopped answering" in text
+    assert "data:image/png" not in text  # nothing measured, nothing drawn
+
+
+def test_summary_table_text_is_fixed_width(experiment_root: Path) -> None:
+    exp = load_experiment(experiment_root / "quick")
+    text = summary_table_text(exp)
+    lines = text.splitlines()
+    assert len(lines) == 1 + len(exp.runs)
+    assert len({len(line) for line in lines}) == 1
+    header = lines[0].split()
+    for col in ("run", "status", "kind", "requests", "p50", "p99", "p99.9", "max", "errors"):
+        assert col in header
+    assert f"{exp.runs[0].summary['p99_ms']:.2f}" in lines[1]
+    assert summary_table_text(exp.runs[0]).count("\n") == 1
+
+
+def test_report_from_args_prints_table_and_path(
+    experiment_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    exp = load_experiment(experiment_root / "quick")
+    code = report_from_args(argparse.Namespace(path=str(exp.path), output=None))
+    out = capsys.readouterr().out
+    assert code == 0
+    assert exp.runs[0].run_id in out
+    assert f"report: {exp.path / 'report.html'}" in out
+
+
+def test_bad_paths_are_named_with_what_was_expected(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ScaleLabError, match=r"empty: neither a run nor an experiment.*run\.json"):
+        report_from_args(argparse.Namespace(path=str(tmp_path / "empty"), output=None))
+    with pytest.raises(ScaleLabError, match="missing: no such file or directory"):
+        write_report(tmp_path / "missing")
+    assert main(["report", str(tmp_path / "empty")]) == 2
+    assert "neither a run nor an experiment" in capsys.readouterr().err
