@@ -55,12 +55,13 @@ def summary_table(result: ExperimentResult) -> str:
 def _table_text(result: ExperimentResult) -> str:
     """The report's summary table when :mod:`scalelab.report` offers one, else our own."""
     try:
+        from scalelab.analysis import load_experiment
         from scalelab.report import summary_table_text
     except ImportError:
         return summary_table(result)
     try:
-        return str(summary_table_text(result.path))
-    except Exception:
+        return str(summary_table_text(load_experiment(result.path)))
+    except Exception:  # the table must never hide the results
         return summary_table(result)
 
 

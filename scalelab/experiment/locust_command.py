@@ -29,7 +29,11 @@ def _text(value: Scalar) -> str:
 
 
 def locust_args(spec: ExperimentSpec, host_url: str, run_dir: str | Path) -> list[str]:
-    """argv for ``python -m locust`` driving ``host_url`` and recording into ``run_dir``."""
+    """argv for ``python -m locust`` driving ``host_url`` and recording into ``run_dir``.
+
+    Scenario knobs become ``--key value`` (``_`` in a key becomes ``-``); a boolean
+    knob is a switch, given as ``--key`` when true and left out when false.
+    """
     run = Path(run_dir).resolve()
     load = spec.load
     if load.mode == "open":
@@ -91,5 +95,8 @@ def locust_args(spec: ExperimentSpec, host_url: str, run_dir: str | Path) -> lis
         for key, value in load.shape_params.items():
             args += [_flag(key), _text(value)]
     for key, value in spec.scenario.items():
-        args += [_flag(key), _text(value)]
+        if isinstance(value, bool):  # a switch (argparse store_true): present or absent
+            args += [_flag(key)] if value else []
+        else:
+            args += [_flag(key), _text(value)]
     return args

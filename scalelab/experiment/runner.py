@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scalelab import procs
-from scalelab.errors import RunError
+from scalelab.errors import RunError, ScaleLabError
 from scalelab.experiment import metadata
 from scalelab.experiment.events import EventLog
 from scalelab.experiment.locust_command import STOP_TIMEOUT_S, locust_args, run_time_s
@@ -400,6 +400,8 @@ def _run_one(run: RunResult, spec: ExperimentSpec, experiment: str) -> None:
     except KeyboardInterrupt:
         interrupted = True
         status, error = "interrupted", "interrupted by the user (Ctrl-C or SIGTERM)"
+    except ScaleLabError as exc:
+        status, error = "failed", str(exc)
     except Exception as exc:
         status, error = "failed", f"{type(exc).__name__}: {exc}"
     finally:
@@ -498,7 +500,7 @@ def _finish_run(
         "scheduler": health.get("scheduler"),
         "dashboard_link": health.get("dashboard"),
         "workers": health.get("workers"),
-        "locust_exit_code": locust_code,
+        "locust_exit_code": locust_code if locust is None else locust.poll(),
         "problems": problems,
         "versions": metadata.versions(),
         "git_commit": metadata.git_commit(),

@@ -208,6 +208,9 @@ def test_locust_command_line(tmp_path: Path) -> None:
     assert "--load-mode closed" in joined and "--wait-mode none" in joined
     assert f"--results-dir {(tmp_path / 'run').resolve()}" in joined
     assert "--endpoint cpu" in joined and "--units 100" in joined
+    knobs = load_spec(_write(tmp_path), ["scenario.io_seeded=true", "scenario.io_local=false"])
+    argv = locust_args(knobs, "http://127.0.0.1:9", tmp_path)
+    assert argv[-1] == "--io-seeded" and "--io-local" not in argv
     open_spec = load_spec(_write(tmp_path), ["load.mode=open", "load.rate=200", "seed=4"])
     joined = " ".join(locust_args(open_spec, "http://127.0.0.1:9", tmp_path))
     assert "-u 1" in joined and "--rate 200" in joined and "--arrival poisson" in joined
