@@ -154,13 +154,18 @@ class LiveStep:
         except Exception as exc:  # noqa: BLE001 - the service's refusal is the feedback
             return LiveOutcome(False, f"the service could not run it: {exc}")
         rows = []
+        errors: dict[str, str] = {}
         for run in result.runs:
             summary = dict(run.summary)
             params = dict(getattr(run, "params", None) or summary.get("params") or {})
             value = params.get(self.field, params.get(self.field.rsplit(".", 1)[-1], path))
             label = "yours" if value == path else str(value)
+            errors[label] = str(getattr(run, "error", None) or "")
             rows.append(
-                {"component": label, "status": summary.get("status", "ok")}
+                {
+                    "component": label,
+                    "status": getattr(run, "status", None) or summary.get("status", "ok"),
+                }
                 | {k: summary.get(k) for k in self.figures}
             )
         print(format_rows(rows))
@@ -169,8 +174,11 @@ class LiveStep:
             return LiveOutcome(False, "the live run of your component recorded nothing", rows)
         row = mine[0]
         if row["status"] != "ok":
+            why = f": {errors['yours']}" if errors.get("yours") else ""
             return LiveOutcome(
-                False, f"the live run ended {row['status']!r}; see {result.path}", rows
+                False,
+                f"the live run ended {row['status']!r}{why} (see {result.path})",
+                rows,
             )
         error_rate = float(row.get("error_rate") or 0.0)
         if error_rate > self.max_error_rate:
