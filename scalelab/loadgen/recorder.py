@@ -339,6 +339,7 @@ def install(events: Any = None) -> Recorder:
     """Register :data:`RECORDER` on Locust's events once per process and return it."""
     global _installed
     if not _installed:
+        records.keep_pandas_out()
         RECORDER.install(events if events is not None else locust_events)
         _installed = True
     return RECORDER

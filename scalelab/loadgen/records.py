@@ -2,15 +2,17 @@
 
 :class:`RequestLog` receives exactly the arguments of Locust's ``request``
 event and keeps one entry per request in plain column lists (cheap to append,
-no dict per row) and two HdrHistograms (latency from the intended and from the
-actual start). It knows nothing of Locust or gevent, so it is tested on its own.
-The columns and their types are those of docs/results-format.md.
+no dict per row), from which it builds the two HdrHistograms (latency from the
+intended and from the actual start). It knows nothing of Locust or gevent, so
+it is tested on its own. The columns and their types are those of docs/results-format.md.
 """
 
 from __future__ import annotations
 
 import io
+import sys
 import time
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -57,13 +59,49 @@ def error_text(exception: Any) -> str:
     return text
 
 
-def _header(headers: Any, name: str) -> str:
-    value = headers.get(name)
-    if value is None:
-        return ""
-    if isinstance(value, (list, tuple)):
-        value = value[0] if value else ""
-    return str(value)
+_HEADER_NAMES = ("x-worker", "x-batch-size", "x-cache", "x-partition", "x-attempts")
+
+
+def _lowercase_dict_headers(headers: Any) -> list[str]:
+    """The headers from geventhttpclient's ``Headers``: a dict keyed by lowercased name
+    whose entries are ``(name, value)`` pairs (or lists of them). A plain dict lookup
+    skips its Python-level ``get`` and is what keeps the recorder cheap."""
+    out = []
+    for key in _HEADER_NAMES:
+        entry = dict.get(headers, key)
+        if entry is None:
+            out.append("")
+        elif isinstance(entry, tuple):
+            out.append(entry[1])
+        else:
+            out.append(entry[0][1] if entry else "")
+    return out
+
+
+def _mapping_headers(headers: Any) -> list[str]:
+    """The headers from any case-insensitive mapping (requests, httpx, plain dicts)."""
+    out = []
+    for key in ("X-Worker", "X-Batch-Size", "X-Cache", "X-Partition", "X-Attempts"):
+        value = headers.get(key)
+        if value is None:
+            value = headers.get(key.lower())
+        if isinstance(value, (list, tuple)):
+            value = value[0] if value else ""
+        out.append("" if value is None else str(value))
+    return out
+
+
+_header_readers: dict[type, Any] = {}
+
+
+def _reader_for(headers: Any) -> Any:
+    cls = type(headers)
+    reader = _header_readers.get(cls)
+    if reader is None:
+        lowered = isinstance(headers, dict) and hasattr(cls, "iterlower")
+        reader = _lowercase_dict_headers if lowered else _mapping_headers
+        _header_readers[cls] = reader
+    return reader
 
 
 def _int(text: str) -> int:
@@ -74,7 +112,12 @@ def _int(text: str) -> int:
 
 
 class RequestLog:
-    """Column buffers and latency histograms for the requests of one process."""
+    """Column buffers for the requests of one process, and their latency histograms.
+
+    The hot path (:meth:`on_request`) only appends to lists; the histograms are
+    built from the latency columns when asked for (exactly the same histograms as
+    recording each value on arrival, at a fraction of the cost per request).
+    """
 
     def __init__(self) -> None:
         self.clear()
@@ -96,10 +139,7 @@ class RequestLog:
         self.cache: list[str] = []
         self.partition: list[str] = []
         self.attempts: list[int] = []
-        self.hist_intended = hdr.new_histogram()
-        self.hist_actual = hdr.new_histogram()
-        self.first_start: float | None = None
-        self.last_end: float | None = None
+        self.dropped_rows: set[int] = set()
 
     def __len__(self) -> int:
         return len(self.start)
@@ -123,11 +163,14 @@ class RequestLog:
         intended = context.get(INTENDED_KEY) if context else None
         if intended is None or intended > start_time:
             intended = start_time
-        latency_intended_us = latency_us + int((start_time - intended) * 1e6)
+            self.latency_intended_us.append(latency_us)
+        else:
+            self.latency_intended_us.append(latency_us + int((start_time - intended) * 1e6))
+        if context and DROPPED_KEY in context:  # never sent: a row, not a latency
+            self.dropped_rows.add(len(self.start))
         self.intended.append(intended)
         self.start.append(start_time)
         self.latency_us.append(latency_us)
-        self.latency_intended_us.append(latency_intended_us)
         self.name.append(name)
         self.method.append(request_type)
         self.nbytes.append(response_length or 0)
@@ -137,33 +180,32 @@ class RequestLog:
         else:
             self.ok.append(False)
             self.error.append(error_text(exception))
+        headers = None
         if response is None:
-            headers = None
             self.status.append(0)
         else:
-            headers = getattr(response, "headers", None)
             self.status.append(getattr(response, "status_code", 0) or 0)
+            headers = getattr(response, "headers", None)
         if headers:
-            self.worker.append(_header(headers, "X-Worker"))
-            self.batch_size.append(_int(_header(headers, "X-Batch-Size")))
-            self.cache.append(_header(headers, "X-Cache"))
-            self.partition.append(_header(headers, "X-Partition"))
-            self.attempts.append(_int(_header(headers, "X-Attempts")))
+            worker, batch, cache, partition, attempts = _reader_for(headers)(headers)
+            self.worker.append(worker)
+            self.batch_size.append(_int(batch) if batch else 0)
+            self.cache.append(cache)
+            self.partition.append(partition)
+            self.attempts.append(_int(attempts) if attempts else 0)
         else:
             self.worker.append("")
             self.batch_size.append(0)
             self.cache.append("")
             self.partition.append("")
             self.attempts.append(0)
-        if context and context.get(DROPPED_KEY):
-            return  # never sent: in the table (as a failure), not in the latency histograms
-        end = start_time + latency_us / 1e6
-        if self.first_start is None or intended < self.first_start:
-            self.first_start = intended
-        if self.last_end is None or end > self.last_end:
-            self.last_end = end
-        self.hist_intended.record_value(hdr.clamp_us(latency_intended_us))
-        self.hist_actual.record_value(hdr.clamp_us(latency_us))
+
+    def _sent(self, column: list[Any]) -> list[Any]:
+        """``column`` without the rows of dropped requests."""
+        if not self.dropped_rows:
+            return column
+        dropped = self.dropped_rows
+        return [v for k, v in enumerate(column) if k not in dropped]
 
     def table(self, process: int = 0) -> pa.Table:
         """The recorded requests as an Arrow table with :data:`SCHEMA`."""
@@ -189,8 +231,76 @@ class RequestLog:
         return pa.Table.from_arrays(arrays, schema=SCHEMA)
 
     def histograms(self) -> dict[str, Any]:
-        """The two latency histograms by their ``latency.hdr`` tag."""
-        return {"intended": self.hist_intended, "actual": self.hist_actual}
+        """The ``intended`` and ``actual`` latency histograms (µs) of the requests sent."""
+        return {
+            "intended": histogram_of(self._sent(self.latency_intended_us)),
+            "actual": histogram_of(self._sent(self.latency_us)),
+        }
+
+    @property
+    def first_start(self) -> float | None:
+        """The earliest intended start of a request sent, or ``None``."""
+        intended = self._sent(self.intended)
+        return min(intended) if intended else None
+
+    @property
+    def last_end(self) -> float | None:
+        """When the last response arrived, or ``None``."""
+        starts, lat = self._sent(self.start), self._sent(self.latency_us)
+        if not starts:
+            return None
+        return max(s + us / 1e6 for s, us in zip(starts, lat, strict=True))
+
+
+def histogram_of(values_us: list[int]) -> Any:
+    """An HdrHistogram (µs, 3 digits) of ``values_us``, each clamped into its range.
+
+    Values are counted first and mapped to the lowest value of their HDR bucket,
+    so the (slow, pure Python) ``record_value`` runs once per bucket rather than
+    once per request; the histogram is the same as recording every value.
+    """
+    hist = hdr.new_histogram()
+    # A bucket with sub-bucket resolution 2**s holds values of bit length s + magnitude.
+    magnitude = int(hist.sub_bucket_count - 1).bit_length() + int(hist.unit_magnitude)
+    buckets: Counter[int] = Counter()
+    low, high = hdr.LOWEST_US, hdr.HIGHEST_US
+    for value, count in Counter(values_us).items():
+        v = low if value < low else high if value > high else value
+        shift = v.bit_length() - magnitude
+        if shift > 0:
+            v = (v >> shift) << shift
+        buckets[v] += count
+    for value, count in buckets.items():
+        hist.record_value(value, count)
+    return hist
+
+
+def keep_pandas_out() -> None:
+    """Stop pyarrow from importing pandas into this process (used inside Locust).
+
+    pyarrow looks for pandas the first time it converts a Python list and imports
+    it when installed: half a second of a Locust run, and a package the load
+    generator promises not to load. This lets that first look find none; pyarrow
+    remembers the answer for its implicit checks, while an explicit pandas
+    conversion would still import it.
+    """
+    if "pandas" in sys.modules:
+        return
+    blocker = _NoPandas()
+    sys.meta_path.insert(0, blocker)
+    try:
+        pa.array([0])
+    finally:
+        sys.meta_path.remove(blocker)
+
+
+class _NoPandas:
+    """An import hook under which ``import pandas`` fails."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name == "pandas" or name.startswith("pandas."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
 
 
 def empty_table() -> pa.Table:

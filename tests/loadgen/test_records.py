@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from scalelab.loadgen.records import (
     OpenLoopCounts,
     RequestLog,
     error_text,
+    histogram_of,
     table_from_bytes,
     table_to_bytes,
     write_histograms,
@@ -150,7 +152,7 @@ def test_table_travels_as_bytes_and_clear_forgets() -> None:
     table = log.table(1)
     assert table_from_bytes(table_to_bytes(table)).equals(table)
     log.clear()
-    assert len(log) == 0 and log.hist_intended.get_total_count() == 0
+    assert len(log) == 0 and log.histograms()["intended"].get_total_count() == 0
 
 
 def test_error_text_drops_object_addresses() -> None:
@@ -192,8 +194,34 @@ def test_inside_locust_no_dask_or_pandas_is_imported() -> None:
     code = (
         "import locust, sys\n"
         "import scalelab.loadgen.users, scalelab.loadgen.shapes\n"
+        "from scalelab.loadgen.records import RequestLog\n"
+        "log = RequestLog()\n"
+        "log.on_request('GET', '/x', 1.0, 3, start_time=1.0)\n"
+        "assert log.table().num_rows == 1\n"
+        "from scalelab.loadgen import records\n"
+        "import tempfile, pathlib\n"
+        "d = pathlib.Path(tempfile.mkdtemp())\n"
+        "records.write_requests(d / 'r.parquet', records.table_from_bytes("
+        "records.table_to_bytes(log.table())).sort_by([('start', 'ascending')]))\n"
+        "records.write_histograms(d / 'l.hdr', log.histograms(), 1.0, 2.0)\n"
         "bad = [m for m in ('dask', 'distributed', 'pandas') if m in sys.modules]\n"
         "assert not bad, bad\n"
         "assert 'scalelab.loadgen.recorder' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_bucketed_histogram_equals_recording_every_value() -> None:
+    rng = random.Random(5)
+    values = [int(rng.lognormvariate(8, 2.5)) for _ in range(20_000)] + [0, 1, 2047, 2048, 10**12]
+    direct = hdr.new_histogram()
+    for v in values:
+        direct.record_value(hdr.clamp_us(v))
+    built = histogram_of(values)
+    assert built.get_total_count() == direct.get_total_count() == len(values)
+    assert list(built.counts) == list(direct.counts)
+    assert hdr.encode(built) == hdr.encode(direct)
+    for q in (0, 10, 50, 90, 99, 99.9, 100):
+        assert built.get_value_at_percentile(q) == direct.get_value_at_percentile(q)
+    assert built.get_max_value() == direct.get_max_value()
+    assert built.get_min_value() == direct.get_min_value()
