@@ -112,7 +112,8 @@ def runs_frame(runs: list[RunResult], sweep_keys: list[str]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=columns)
     for key in sweep_keys:
         kinds = {type(v) for v in frame[key] if v is not None}
-        if len(kinds) > 1 or (kinds and not kinds <= {int, float, str, bool}):
+        numeric = kinds <= {int, float}
+        if (len(kinds) > 1 and not numeric) or not kinds <= {int, float, str, bool}:
             frame[key] = frame[key].map(lambda v: None if v is None else str(v))
     for key in FIGURES:
         if key not in ("requests", "errors"):
