@@ -26,6 +26,7 @@ _EXPORTS: dict[str, str] = {
     "ExperimentResult": "scalelab.experiment.runner",
     "RunResult": "scalelab.experiment.runner",
     "write_report": "scalelab.report",
+    "check": "scalelab.exercises",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from scalelab.errors import ConfigError, PluginError, RunError, ScaleLabError, SpecError
     from scalelab.experiment.runner import ExperimentResult, RunResult, run_experiment
     from scalelab.experiment.spec import ExperimentSpec, load_spec
+    from scalelab.exercises import check
     from scalelab.report import write_report
 
 
