@@ -152,7 +152,18 @@ def _mark_events(ax: Axes, frames: dict[str, pd.DataFrame], runs: dict[str, Run]
     for label, run in runs.items():
         ev = run.events
         t0 = frames[label].attrs.get("t0")
-        if ev.empty or t0 is None:
+        if t0 is None:
+            continue
+        if run.measure_from is not None:
+            ev = pd.concat(
+                [
+                    ev,
+                    pd.DataFrame(
+                        {"t": [run.measure_from], "kind": ["note"], "name": ["warm-up end"]}
+                    ),
+                ]
+            )
+        if ev.empty:
             continue
         for _, row in ev[ev["kind"] != "phase"].iterrows():
             ax.axvline(float(row["t"]) - t0, color="grey", linestyle=":", linewidth=1)

@@ -137,16 +137,29 @@ def write_run(
     experiment: str = "synthetic",
     status: str = "ok",
     files: Sequence[str] = ("spec", "requests", "hdr", "metrics", "events", "summary"),
+    startup_s: float = 1.5,
+    warmup_s: float = 0.0,
 ) -> RunTruth:
-    """Write one run directory from ``requests``; ``files`` picks which optional files exist."""
+    """Write one run directory from ``requests``; ``files`` picks which optional files exist.
+
+    As a real run does, the ``load_start`` event comes ``startup_s`` before the first
+    request (the load generator starting), ``latency.hdr`` holds every request, and
+    summary.json leaves out those meant to start within ``warmup_s`` of ``load_start``.
+    """
     path.mkdir(parents=True, exist_ok=True)
     params = dict(params or {})
     run_id = run_id or path.name
-    req = requests
+    t_first_all = float(requests["intended_start"].min()) if len(requests) else T0
+    load_start = t_first_all - startup_s
+    all_hists = {
+        "intended": histogram_of(requests["latency_intended_us"].to_numpy()),
+        "actual": histogram_of(requests["latency_us"].to_numpy()),
+    }
+    req = requests[requests["intended_start"] >= load_start + warmup_s]
     t_first = float(req["intended_start"].min()) if len(req) else T0
-    ends = req["start"] + req["latency_us"] / 1e6
-    t_last = float(ends.max()) if len(req) else T0
-    load_stop = float(req["intended_start"].max()) if len(req) else T0
+    ends = requests["start"] + requests["latency_us"] / 1e6
+    t_last = float(ends.max()) if len(requests) else T0
+    load_stop = t_last + 0.2
     duration = max(t_last - t_first, 1e-9)
     hists = {
         "intended": histogram_of(req["latency_intended_us"].to_numpy()),
@@ -157,17 +170,18 @@ def write_run(
             "name": experiment,
             "locustfile": "scenarios/baseline.py",
             "duration_s": round(duration),
+            "warmup_s": warmup_s,
             "repeats": 1,
             "load": {"mode": "open", "rate": len(req) / duration},
         }
         write_text(path / "spec.toml", tomli_w.dumps(spec))
     if "requests" in files:
-        req.to_parquet(path / "requests.parquet", index=False)
+        requests.to_parquet(path / "requests.parquet", index=False)
     if "hdr" in files:
-        hdr.write_log(path / "latency.hdr", hists, t_first, t_last)
+        hdr.write_log(path / "latency.hdr", all_hists, t_first_all, t_last)
     if "metrics" in files:
-        times = np.arange(math.floor(t_first), math.ceil(t_last) + 1, 1.0)
-        inflight = in_flight_at(req, times)
+        times = np.arange(math.floor(load_start), math.ceil(t_last) + 1, 1.0)
+        inflight = in_flight_at(requests, times)
         rows = [
             pd.DataFrame(
                 {
@@ -192,7 +206,7 @@ def write_run(
     if "events" in files:
         pd.DataFrame(
             {
-                "t": [t_first - 1.0, t_first, load_stop],
+                "t": [load_start - 1.0, load_start, load_stop],
                 "kind": ["phase", "phase", "phase"],
                 "name": ["service_ready", "load_start", "load_stop"],
                 "detail": ["{}", "{}", "{}"],
@@ -242,7 +256,7 @@ def write_run(
             "host": {"hostname": "test", "cpus": 2, "memory": 24 * 2**30},
         },
     )
-    return RunTruth(path=path, run_id=run_id, params=params, requests=req)
+    return RunTruth(path=path, run_id=run_id, params=params, requests=requests)
 
 
 def run_id_for(index: int, params: Mapping[str, Any], repeat: int) -> str:

@@ -39,14 +39,16 @@ def requests_frame(source: Run | Experiment | Iterable[Run]) -> pd.DataFrame:
 
 
 def load_start(run: Run) -> float | None:
-    """When the measured load began: the ``load_start`` event, else the first intended start."""
-    t = run.event_time("load_start")
-    if t is not None:
-        return t
+    """When load began: the first request's intended start, else the ``load_start`` event.
+
+    The event marks when the load generator was launched, which is a second or
+    two before its first request; time series start at the first request so
+    that start-up does not look like a stall.
+    """
     req = run.requests
     if len(req):
         return float(req["intended_start"].min())
-    return None
+    return run.event_time("load_start")
 
 
 def per_second(
@@ -58,9 +60,10 @@ def per_second(
 ) -> pd.DataFrame:
     """Throughput, ok/error counts and latency percentiles per time bin of one run.
 
-    ``t`` is the bin's start in seconds since the load started (``frame.attrs["t0"]``
-    holds that Unix time). A request counts in the bin where it completed
-    (``by="end"``, as throughput is usually read) or where it was meant to start
+    ``t`` is the bin's start in seconds since the first request's intended start
+    (``frame.attrs["t0"]`` holds that Unix time); a warm-up, if any, is included.
+    A request counts in the bin where it completed (``by="end"``, as throughput is
+    usually read) or where it was meant to start
     (``by="intended_start"``: what a user arriving then experienced, which shows
     a stall as the ramp of requests queued behind it). Latency is the intended
     (coordinated-omission corrected) figure unless ``latency="actual"``. Bins with no

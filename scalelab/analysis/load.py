@@ -77,6 +77,15 @@ EVENT_COLUMNS: dict[str, str] = {
 _REPEAT = re.compile(r"-r(\d+)$")
 
 
+def histogram_of(latencies_us: np.ndarray) -> HdrHistogram:
+    """An HdrHistogram (µs, 3 digits) of many latencies, recorded once per distinct value."""
+    hist = hdr.new_histogram()
+    values, counts = np.unique(np.asarray(latencies_us, dtype=np.int64), return_counts=True)
+    for v, c in zip(values.tolist(), counts.tolist(), strict=True):
+        hist.record_value(hdr.clamp_us(v), c)
+    return hist
+
+
 def _empty(columns: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in columns.items()})
 
@@ -216,8 +225,47 @@ class Run:
             raise ScaleLabError(f"{p}: cannot read the HDR log ({exc})") from exc
 
     def histogram(self, tag: str = "intended") -> HdrHistogram:
-        """The histogram of ``tag``; an empty one when the run has none."""
+        """The histogram of ``tag`` as ``latency.hdr`` holds it; empty when the run has none."""
         return self.histograms.get(tag) or hdr.new_histogram()
+
+    @property
+    def warmup_s(self) -> float:
+        """The spec's warm-up: load sent before the measured time."""
+        try:
+            return float(self.spec.get("warmup_s") or 0.0)
+        except (TypeError, ValueError):
+            return 0.0
+
+    @property
+    def measure_from(self) -> float | None:
+        """When the measured time began (``load_start`` + warm-up), or None without a warm-up."""
+        if self.warmup_s <= 0:
+            return None
+        start = self.event_time("load_start")
+        if start is None and len(self.requests):
+            start = float(self.requests["intended_start"].min())
+        return None if start is None else start + self.warmup_s
+
+    @property
+    def measured_requests(self) -> pd.DataFrame:
+        """The requests of the measured time: those meant to start after the warm-up."""
+        t = self.measure_from
+        req = self.requests
+        return req if t is None else req.loc[req["intended_start"].to_numpy() >= t]
+
+    def measured_histogram(self, tag: str = "intended") -> HdrHistogram:
+        """The histogram that summary.json's figures come from.
+
+        Without a warm-up that is ``latency.hdr`` itself; with one, it is rebuilt
+        (same precision) from the requests meant to start after the warm-up.
+        """
+        if self.measure_from is None or self.requests.empty:
+            return self.histogram(tag)
+        cache = self.__dict__.setdefault("_measured_hists", {})
+        if tag not in cache:
+            col = "latency_intended_us" if tag == "intended" else "latency_us"
+            cache[tag] = histogram_of(self.measured_requests[col].to_numpy())
+        return cache[tag]
 
     def event_time(self, name: str) -> float | None:
         """The time of the first event called ``name`` (for example ``load_start``), or None."""

@@ -128,7 +128,7 @@ def histograms_by_label(source: HistSource, tag: str = "intended") -> dict[str, 
             "percentiles need HdrHistograms by label, a Run, an Experiment or a list of Runs; "
             f"got a list of {type(runs[0]).__name__}"
         )
-    return {r.run_id: r.histogram(tag) for r in runs}
+    return {r.run_id: r.measured_histogram(tag) for r in runs}
 
 
 def percentile_table(
@@ -151,9 +151,12 @@ def percentile_table(
 def merged_histogram(
     source: Experiment | Iterable[Run] | Iterable[HdrHistogram] | Run, tag: str = "intended"
 ) -> HdrHistogram:
-    """One histogram holding every request of ``source`` (merged exactly, never averaged)."""
+    """One histogram holding every request of ``source`` (merged exactly, never averaged).
+
+    A run contributes its measured requests (after any warm-up), as in summary.json.
+    """
     items = [source] if isinstance(source, Run) else _items(source)
-    hists = [i.histogram(tag) if isinstance(i, Run) else i for i in items]
+    hists = [i.measured_histogram(tag) if isinstance(i, Run) else i for i in items]
     return hdr.merge(hists)
 
 

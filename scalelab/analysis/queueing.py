@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scalelab.analysis.frames import load_start
 from scalelab.analysis.load import Run
 from scalelab.errors import ScaleLabError
 
@@ -38,13 +37,14 @@ class LittleLaw:
 
 
 def _window(run: Run, trim_s: float) -> tuple[float, float]:
+    """From the first request (or the end of the warm-up) to the last response, trimmed."""
     req = run.requests
-    a = load_start(run)
-    b = run.event_time("load_stop")
-    if b is None and len(req):
-        b = float((req["start"] + req["latency_us"] / 1e6).max())
-    if a is None or b is None:
+    if req.empty:
         raise ScaleLabError(f"{run.path}: no requests recorded, so Little's law cannot be checked")
+    a = float(req["start"].min())
+    if run.measure_from is not None:
+        a = max(a, run.measure_from)
+    b = float((req["start"] + req["latency_us"] / 1e6).max())
     a, b = a + trim_s, b - trim_s
     if b <= a:
         raise ScaleLabError(
@@ -71,7 +71,12 @@ def in_flight_series(
 def little_law(
     run: Run, trim_s: float = 0.0, window: tuple[float, float] | None = None
 ) -> LittleLaw:
-    """Check L = λW on ``run`` over its load window (or ``window``), less ``trim_s`` each end."""
+    """Check L = λW on ``run`` over its load window (or ``window``), less ``trim_s`` each end.
+
+    The window runs from the first request (or the end of the warm-up) to the
+    last response. A steady state is what the law describes, so trimming the
+    ramp at either end (``trim_s=1`` or more) gives a cleaner comparison.
+    """
     a, b = window if window is not None else _window(run, trim_s)
     req = run.requests
     start = req["start"].to_numpy(dtype=float)

@@ -166,11 +166,11 @@ def _latencies_ms(runs: list[Run], tag: str) -> np.ndarray:
     parts: list[np.ndarray] = []
     col = LATENCY_COLUMNS[tag]
     for run in runs:
-        req = run.requests
+        req = run.measured_requests
         if len(req):
             parts.append(req[col].to_numpy(dtype=float) / 1000.0)
         else:
-            values, counts = histogram_arrays(run.histogram(tag))
+            values, counts = histogram_arrays(run.measured_histogram(tag))
             parts.append(np.repeat(values.astype(float) / 1000.0, counts))
     return np.concatenate(parts) if parts else np.empty(0)
 
@@ -223,7 +223,7 @@ def _side_repeats(
         if not np.isfinite(x).all():
             raise ScaleLabError("compare: a run lacks throughput_rps in its summary.json")
         return float(x.mean()), weights @ x / r
-    arrays = [histogram_arrays(run.histogram(tag)) for run in runs]
+    arrays = [histogram_arrays(run.measured_histogram(tag)) for run in runs]
     values = np.unique(np.concatenate([v for v, _ in arrays]))
     counts = np.zeros((r, len(values)))
     for i, (v, c) in enumerate(arrays):

@@ -110,3 +110,28 @@ def test_experiment_orders_runs_by_experiment_json(tmp_path: Path) -> None:
     assert exp.run(truths[1].run_id).params == {"n": 1}
     with pytest.raises(ScaleLabError, match="no run"):
         exp.run("missing")
+
+
+def test_warm_up_is_left_out_as_summary_json_does(tmp_path: Path) -> None:
+    from scalelab.analysis import little_law, merged_histogram, per_second, percentile_table
+
+    req = make_requests(rate=200, duration_s=8, seed=3, latency="fixed", mean_ms=5.0)
+    cold = req["intended_start"] < req["intended_start"].min() + 0.5
+    req.loc[cold, ["latency_us", "latency_intended_us"]] = 400_000  # a slow, cold start
+    # load_start comes 1.5 s before the first request; the warm-up ends 0.5 s after it
+    truth = write_run(tmp_path / "r", req, startup_s=1.5, warmup_s=2.0)
+    run = load_run(truth.path)
+    assert run.warmup_s == 2.0
+    assert run.measure_from == pytest.approx(req["intended_start"].min() + 0.5)
+    assert len(run.measured_requests) == run.summary["requests"] < len(req)
+    # latency.hdr holds every request; the analysis reads the measured ones, as summary.json
+    assert run.histogram().get_value_at_percentile(99) / 1000 == pytest.approx(400, rel=0.01)
+    table = percentile_table(run)
+    assert table.loc[run.run_id, "p99_ms"] == pytest.approx(run.summary["p99_ms"])
+    assert run.summary["p99_ms"] == pytest.approx(5.0, rel=1e-3)
+    assert merged_histogram([run]).get_total_count() == run.summary["requests"]
+    # time series start at the first request and keep the warm-up
+    ps = per_second(run)
+    assert ps.attrs["t0"] == pytest.approx(req["intended_start"].min())
+    assert ps["requests"].iloc[0] > 0 and ps["requests"].sum() == len(req)
+    assert little_law(run).window[0] >= run.measure_from

@@ -58,7 +58,7 @@ def test_littles_law_on_a_synthetic_run(tmp_path: Path) -> None:
     # the time-average of what the records show in flight agrees closely with λW
     assert ll.client_in_flight == pytest.approx(ll.predicted_in_flight, rel=0.03)
     # the service's gauge, sampled once a second, agrees within sampling noise
-    assert ll.samples == 28
+    assert 27 <= ll.samples <= 29
     assert ll.measured_in_flight == pytest.approx(ll.predicted_in_flight, rel=0.1)
     assert abs(ll.relative_difference) < 0.1
 
