@@ -186,7 +186,16 @@ def throughput_over_time(
     frames, runs = _frames(source)
     for label, ps in frames.items():
         if len(ps):
-            ax.plot(ps["t"], ps[column], label=label, drawstyle="steps-post")
+            t = ps["t"].to_numpy(dtype=float)
+            y = ps[column].to_numpy(dtype=float)
+            width = float(t[1] - t[0]) if len(t) > 1 else 1.0
+            # repeat the last value so the last bin is drawn as wide as the others
+            ax.plot(
+                np.append(t, t[-1] + width),
+                np.append(y, y[-1]),
+                label=label,
+                drawstyle="steps-post",
+            )
     _mark_events(ax, frames, runs)
     ax.set_xlabel("time since load start (s)")
     ax.set_ylabel("requests/s" if column.endswith("rps") else column)

@@ -224,6 +224,9 @@ def _events_html(run: Run) -> str:
         return ""
     t0 = per_second(run).attrs.get("t0")
     frame = ev.copy()
+    frame["detail"] = (
+        frame["detail"].astype(str).map(lambda d: d if len(d) <= 160 else d[:157] + "...")
+    )
     if t0 is not None:
         frame.insert(0, "t (s from load start)", frame["t"] - t0)
     return "<h2>Events</h2>" + _table_html(frame.drop(columns=["t"]))
@@ -246,7 +249,7 @@ def run_report_html(run: Run) -> str:
             '<p class="note">From the HDR histograms: <i>intended</i> is measured from when '
             "each request should have started (corrected for coordinated omission), "
             "<i>actual</i> from when it was sent.</p>",
-            _table_html(percentile_table(run.histograms), index=True),
+            _table_html(percentile_table(run.histograms).reset_index()),
             _figure(lambda ax: plots.latency_percentiles(run.histograms, ax=ax)),
         ]
     if not run.requests.empty:

@@ -89,7 +89,8 @@ def test_throughput_and_latency_over_time(sweep: Experiment, tmp_path: Path) -> 
     ps = per_second(run)
     ax = plots.throughput_over_time({"r": ps})
     (line,) = ax.get_lines()
-    assert list(line.get_ydata()) == list(ps["throughput_rps"])
+    assert list(line.get_ydata())[:-1] == list(ps["throughput_rps"])
+    assert line.get_xdata()[-1] == ps["t"].iloc[-1] + 1.0
     ax = plots.latency_over_time(sweep.runs[:2], columns=("p50_ms", "p99_ms"))
     assert len(ax.get_lines()) == 4
     assert ax.get_lines()[1].get_linestyle() == "--"
@@ -134,3 +135,14 @@ def test_usl_plot_marks_the_peak() -> None:
     labels = [ln.get_label() for ln in ax.get_lines()]
     assert any(lbl.startswith("USL fit") for lbl in labels)
     assert "linear λN" in labels
+
+
+def test_warm_up_end_is_marked(tmp_path: Path) -> None:
+    req = make_requests(rate=50, duration_s=4, seed=2)
+    run = load_run(write_run(tmp_path / "r", req, startup_s=1.0, warmup_s=2.0).path)
+    ax = plots.latency_over_time(run)
+    (mark,) = [ln for ln in ax.get_lines() if ln.get_linestyle() == ":"]
+    assert mark.get_xdata()[0] == pytest.approx(
+        1.0
+    )  # 2 s after launch, 1 s after the first request
+    assert [t.get_text() for t in ax.texts] == ["warm-up end"]
