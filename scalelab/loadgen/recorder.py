@@ -26,7 +26,14 @@ from typing import Any
 import gevent
 from locust import events as locust_events
 from locust import stats as locust_stats
-from locust.runners import STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRunner
+from locust.runners import (
+    STATE_CLEANUP,
+    STATE_RUNNING,
+    STATE_SPAWNING,
+    STATE_STOPPING,
+    MasterRunner,
+    WorkerRunner,
+)
 
 from scalelab import hdr
 from scalelab.fileio import write_json
@@ -58,7 +65,6 @@ class Recorder:
         self.options = LoadOptions()
         self._listening = False
         self._written_rows: int | None = None
-        self._test_running = False
         # worker side
         self._sent = False
         # master side
@@ -109,7 +115,6 @@ class Recorder:
         self.log.clear()
         self.open_counts.clear()
         self._written_rows = None
-        self._test_running = True
         self._sent = False
         self._set_listening(bool(self.options.results_dir) and self.role != "master")
         runner = environment.runner
@@ -141,7 +146,8 @@ class Recorder:
         self.log.clear()
 
     def _on_test_stop(self, environment: Any, **_: Any) -> None:
-        self._test_running = False
+        if not self.options.results_dir:
+            return
         if self.role == "worker":
             self._send_to_master()
         elif self.role == "master":
@@ -264,6 +270,9 @@ class Recorder:
         runner = environment.runner
         if runner.state in (STATE_RUNNING, STATE_SPAWNING):
             runner.stop()  # fires test_stop, which sends
+        deadline = time.monotonic() + float(environment.stop_timeout or 0) + REPORT_GRACE_S
+        while runner.state in (STATE_CLEANUP, STATE_STOPPING) and time.monotonic() < deadline:
+            gevent.sleep(0.05)  # a stop in progress: its test_stop sends
         if not self._sent:
             self._send_to_master()
 

@@ -17,7 +17,8 @@ response times, with at most ``--max-concurrency`` in flight (split like the
 rate). A request sent more than ``--late-ms`` after its intended start counts
 as late; one due while the cap is reached is dropped: it is reported to Locust
 as a failed request named ``dropped`` (so it shows in Locust's statistics and
-in ``requests.parquet``) and counted in ``loadgen.json``.
+in ``requests.parquet``) and counted in ``loadgen.json``. The schedule ends
+when the test starts stopping: arrivals due after that are not part of the run.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from gevent.pool import Group
 from locust import constant_throughput, task
 from locust.contrib.fasthttp import FastHttpUser
 from locust.exception import StopUser
+from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING
 
 from scalelab.loadgen.args import LoadOptions
 from scalelab.loadgen.arrivals import arrival_offsets, driver_seed
@@ -45,6 +47,7 @@ from scalelab.loadgen.records import DROPPED_KEY, INTENDED_KEY
 logger = logging.getLogger("scalelab.loadgen")
 
 _driver_numbers = itertools.count()  # drivers started in this process
+_STOPPING = (STATE_CLEANUP, STATE_STOPPING, STATE_STOPPED)
 
 
 class OpenLoopDropped(Exception):
@@ -159,6 +162,8 @@ class ScaleLabUser(FastHttpUser):
         delay = intended - time.time()
         if delay > 0:
             gevent.sleep(delay)
+        if self.environment.runner.state in _STOPPING:
+            raise StopUser()  # the test is ending: its schedule ends with it
         counts = RECORDER.open_counts
         counts.scheduled += 1
         in_flight = len(self._inflight)
