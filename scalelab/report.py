@@ -244,13 +244,14 @@ def run_report_html(run: Run) -> str:
         _table_html(summary_frame(run)),
     ]
     if run.histograms:
+        measured = {tag: run.measured_histogram(tag) for tag in run.histograms}
         body += [
             "<h2>Latency percentiles</h2>",
             '<p class="note">From the HDR histograms: <i>intended</i> is measured from when '
             "each request should have started (corrected for coordinated omission), "
-            "<i>actual</i> from when it was sent.</p>",
-            _table_html(percentile_table(run.histograms).reset_index()),
-            _figure(lambda ax: plots.latency_percentiles(run.histograms, ax=ax)),
+            "<i>actual</i> from when it was sent. A warm-up, if any, is left out.</p>",
+            _table_html(percentile_table(measured).reset_index()),
+            _figure(lambda ax: plots.latency_percentiles(measured, ax=ax)),
         ]
     if not run.requests.empty:
         ps = per_second(run)

@@ -15,7 +15,8 @@ LATENCY_COLUMNS = {"intended": "latency_intended_us", "actual": "latency_us"}
 
 def requests_frame(source: Run | Experiment | Iterable[Run]) -> pd.DataFrame:
     """Every request of one or more runs, with ``run_id``, the run's parameters, and
-    ``end`` (completion time), ``latency_ms`` and ``latency_intended_ms`` added."""
+    ``end`` (completion time), ``latency_ms``, ``latency_intended_ms`` and ``measured``
+    (False for the warm-up's requests, which summary.json leaves out) added."""
     runs = (
         [source]
         if isinstance(source, Run)
@@ -28,6 +29,8 @@ def requests_frame(source: Run | Experiment | Iterable[Run]) -> pd.DataFrame:
         for key, value in run.params.items():
             if key not in df.columns:
                 df[key] = value
+        t = run.measure_from
+        df["measured"] = True if t is None else df["intended_start"].to_numpy() >= t
         frames.append(df)
     if not frames:
         return pd.DataFrame({"run_id": pd.Series(dtype=object)})

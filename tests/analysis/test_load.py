@@ -135,3 +135,5 @@ def test_warm_up_is_left_out_as_summary_json_does(tmp_path: Path) -> None:
     assert ps.attrs["t0"] == pytest.approx(req["intended_start"].min())
     assert ps["requests"].iloc[0] > 0 and ps["requests"].sum() == len(req)
     assert little_law(run).window[0] >= run.measure_from
+    frame = requests_frame(run)
+    assert int(frame["measured"].sum()) == run.summary["requests"]
