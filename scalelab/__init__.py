@@ -25,6 +25,7 @@ _EXPORTS: dict[str, str] = {
     "run_experiment": "scalelab.experiment.runner",
     "ExperimentResult": "scalelab.experiment.runner",
     "RunResult": "scalelab.experiment.runner",
+    "ExperimentInterrupted": "scalelab.experiment.runner",
     "write_report": "scalelab.report",
     "check": "scalelab.exercises",
 }
@@ -34,7 +35,12 @@ __all__ = ["__version__", *sorted(_EXPORTS)]
 if TYPE_CHECKING:
     from scalelab.config import ServiceConfig, load_config
     from scalelab.errors import ConfigError, PluginError, RunError, ScaleLabError, SpecError
-    from scalelab.experiment.runner import ExperimentResult, RunResult, run_experiment
+    from scalelab.experiment.runner import (
+        ExperimentInterrupted,
+        ExperimentResult,
+        RunResult,
+        run_experiment,
+    )
     from scalelab.experiment.spec import ExperimentSpec, load_spec
     from scalelab.exercises import check
     from scalelab.report import write_report
