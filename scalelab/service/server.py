@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import signal
 import sys
 from typing import Any
 
@@ -88,9 +89,18 @@ def serve_from_args(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=5,
     )
     server = _AnnouncingServer(uv_config, app.state.service)
+    stopped_by: list[int] = []
+    # uvicorn re-raises the stopping signal once it has shut down; a no-op handler
+    # turns that into a normal return, so the last clean-up below always runs.
+    previous = {
+        sig: signal.signal(sig, lambda signum, frame: stopped_by.append(signum))
+        for sig in (signal.SIGTERM, signal.SIGINT)
+    }
     try:
         server.run()
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         kill_descendants()
     return 0 if server.started else 1
 
