@@ -92,9 +92,16 @@ def _task_failed(exc: BaseException) -> JSONResponse:
 
 
 def create_app(
-    config: ServiceConfig, admin_token: str | None = None, close_deadline_s: float = 10.0
+    config: ServiceConfig,
+    admin_token: str | None = None,
+    close_deadline_s: float = 10.0,
+    kill_leftovers: bool = False,
 ) -> FastAPI:
-    """Build the service app; its lifespan starts the cluster and closes it within the deadline."""
+    """Build the service app; its lifespan starts the cluster and closes it within the deadline.
+
+    ``kill_leftovers`` is for a process that exists only to serve (``scalelab
+    serve``): after closing, any child process still alive is killed.
+    """
     state = ServiceState(config, admin_token)
 
     @asynccontextmanager
@@ -109,7 +116,7 @@ def create_app(
                 # Closing must go on to the cluster whatever the executor does.
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(executor.close(), close_deadline_s / 2)
-            await close_cluster(state.client, state.cluster, close_deadline_s)
+            await close_cluster(state.client, state.cluster, close_deadline_s, kill_leftovers)
             state.client = state.cluster = None
 
     app = FastAPI(

@@ -90,9 +90,16 @@ def cached_worker_count(client: Client) -> int:
 
 
 async def close_cluster(
-    client: Client | None, cluster: LocalCluster | None, deadline_s: float = 10.0
+    client: Client | None,
+    cluster: LocalCluster | None,
+    deadline_s: float = 10.0,
+    kill_leftovers: bool = False,
 ) -> None:
-    """Close the client and the embedded cluster; past ``deadline_s``, kill what is left."""
+    """Close the client and the embedded cluster within ``deadline_s``.
+
+    With ``kill_leftovers`` (a process that owns nothing but its cluster, as
+    ``scalelab serve`` does) every child process still alive afterwards is killed.
+    """
 
     async def _close() -> None:
         if client is not None:
@@ -104,8 +111,9 @@ async def close_cluster(
     try:
         await asyncio.wait_for(_close(), deadline_s)
     except Exception as exc:  # includes TimeoutError
-        log.warning("cluster did not close within %.0f s (%s); killing it", deadline_s, exc)
-    kill_descendants()
+        log.warning("cluster did not close within %.0f s (%r)", deadline_s, exc)
+    if kill_leftovers:
+        kill_descendants()
 
 
 def kill_descendants(grace_s: float = 2.0) -> int:

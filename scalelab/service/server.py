@@ -78,7 +78,9 @@ def serve_from_args(args: argparse.Namespace) -> int:
     token = resolve_token(host, getattr(args, "admin_token", None))
     executor_class(config.executor.kind)  # a bad plugin path fails before the cluster starts
 
-    app = create_app(config, admin_token=token, close_deadline_s=CLOSE_DEADLINE_S)
+    app = create_app(
+        config, admin_token=token, close_deadline_s=CLOSE_DEADLINE_S, kill_leftovers=True
+    )
     uv_config = uvicorn.Config(
         app,
         host=host,

@@ -72,12 +72,6 @@ def test_serve_against_a_cluster_started_by_hand(tmp_path: Path) -> None:
         name="scheduler",
         log_path=tmp_path / "scheduler.log",
     )
-    worker = Child(
-        [DASK, "worker", address, "--nthreads", "1", "--nworkers", "1", "--host", "127.0.0.1"]
-        + ["--dashboard-address", "127.0.0.1:0", "--name", "by-hand"],
-        name="worker",
-        log_path=tmp_path / "worker.log",
-    )
     service = Child(
         [sys.executable, "-m", "scalelab", "serve", "--scheduler", address]
         + ["--port", str(http_port), "--workers", "5"],
@@ -85,16 +79,27 @@ def test_serve_against_a_cluster_started_by_hand(tmp_path: Path) -> None:
         log_path=tmp_path / "service.log",
         env={"PYTHONUNBUFFERED": "1"},
     )
+    worker: Child | None = None
     url = f"http://127.0.0.1:{http_port}"
+
+    def health_status() -> int:
+        try:
+            return httpx.get(f"{url}/health", timeout=2).status_code
+        except httpx.HTTPError:
+            return 0
+
     try:
-
-        def healthy() -> bool:
-            try:
-                return httpx.get(f"{url}/health", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        assert wait_until(healthy, 60, 0.2), service.log_tail() + worker.log_tail()
+        # A scheduler without workers is not healthy.
+        assert wait_until(lambda: health_status() != 0, 60, 0.2), service.log_tail()
+        assert health_status() == 503
+        assert httpx.get(f"{url}/health", timeout=10).json()["workers"] == 0
+        worker = Child(
+            [DASK, "worker", address, "--nthreads", "1", "--nworkers", "1", "--host", "127.0.0.1"]
+            + ["--dashboard-address", "127.0.0.1:0", "--name", "by-hand"],
+            name="worker",
+            log_path=tmp_path / "worker.log",
+        )
+        assert wait_until(lambda: health_status() == 200, 60, 0.2), worker.log_tail()
         health = httpx.get(f"{url}/health", timeout=10).json()
         assert health["scheduler"] == address and health["workers"] == 1
         assert health["scheduler_metrics"] == f"http://127.0.0.1:{dash_port}/metrics"
@@ -108,6 +113,7 @@ def test_serve_against_a_cluster_started_by_hand(tmp_path: Path) -> None:
         assert scheduler.alive() and worker.alive()
     finally:
         service.stop(2)
-        worker.stop(10)
+        if worker is not None:
+            worker.stop(10)
         scheduler.stop(10)
     assert not group_members(worker.pid) and not group_members(scheduler.pid)
