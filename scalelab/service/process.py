@@ -22,8 +22,7 @@ from scalelab.config import ServiceConfig
 from scalelab.errors import RunError
 from scalelab.ports import free_port
 from scalelab.procs import Child
-
-TOKEN_ENV = "SCALELAB_ADMIN_TOKEN"
+from scalelab.service.server import TOKEN_ENV
 
 
 def _drop_none(value: Any) -> Any:

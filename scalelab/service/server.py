@@ -89,6 +89,9 @@ def serve_from_args(args: argparse.Namespace) -> int:
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=5,
+        # Load generators keep connections open between requests; closing idle ones
+        # after uvicorn's default 5 s races with their reuse and shows up as errors.
+        timeout_keep_alive=75,
     )
     server = _AnnouncingServer(uv_config, app.state.service)
     stopped_by: list[int] = []

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -109,3 +111,14 @@ def test_unloadable_executor_plugin_is_refused() -> None:
         state.validate_change({"executor": {"kind": "no_such_module_abc:Exec"}})
     assert info.value.errors[0]["field"] == "executor.kind"
     assert "cannot import module" in info.value.message
+
+
+def test_process_helper_imports_neither_dask_nor_the_app() -> None:
+    code = (
+        "import sys, scalelab.service.process\n"
+        "heavy = ('dask', 'distributed', 'fastapi', 'uvicorn', 'locust', 'pandas')\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & set(heavy)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
