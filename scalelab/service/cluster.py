@@ -13,7 +13,9 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Awaitable
+import signal
+import threading
+from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -46,20 +48,40 @@ async def start_cluster(config: ClusterConfig) -> tuple[Client, LocalCluster | N
             Awaitable[Client], Client(config.scheduler, asynchronous=True, timeout="30s")
         )
         return client, None
-    cluster = await LocalCluster(
-        n_workers=config.workers,
-        threads_per_worker=config.threads_per_worker,
-        processes=config.processes,
-        dashboard_address=":0",
-        silence_logs=logging.ERROR,
-        asynchronous=True,
-    )
+    with _workers_ignore_sigint():
+        cluster = await LocalCluster(
+            n_workers=config.workers,
+            threads_per_worker=config.threads_per_worker,
+            processes=config.processes,
+            dashboard_address=":0",
+            silence_logs=logging.ERROR,
+            asynchronous=True,
+        )
     try:
         client = await cast(Awaitable[Client], Client(cluster, asynchronous=True))
     except BaseException:
         await cast(Awaitable[None], cluster.close())
         raise
     return client, cluster
+
+
+@contextlib.contextmanager
+def _workers_ignore_sigint() -> Iterator[None]:
+    """Worker processes started in the block inherit an ignored SIGINT.
+
+    Ctrl-C in a terminal reaches the whole process group; the service stops its
+    workers itself, so they need not each print a KeyboardInterrupt traceback.
+    (A disposition of "ignore" survives the spawn; a Python handler would not.
+    The cost: a Ctrl-C in the seconds the cluster takes to start is not seen.)
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _host_of(address: str) -> str:

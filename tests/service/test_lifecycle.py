@@ -46,19 +46,33 @@ def test_a_service_that_cannot_start_raises_with_its_log(tmp_path: Path) -> None
     assert time.monotonic() - start < 30
 
 
-def test_sigterm_ends_the_service_and_its_workers() -> None:
+@pytest.mark.parametrize(
+    ("sig", "to_group"),
+    [
+        (signal.SIGTERM, False),  # the service alone: it must end its workers itself
+        (signal.SIGINT, True),  # Ctrl-C in a terminal reaches the whole group
+    ],
+    ids=["sigterm", "ctrl-c"],
+)
+def test_a_stop_signal_ends_the_service_and_its_workers(
+    tmp_path: Path, sig: signal.Signals, to_group: bool
+) -> None:
     config = ServiceConfig.model_validate({"cluster": {"workers": 2, "threads_per_worker": 1}})
-    service = start_service(config)
+    service = start_service(config, log_path=tmp_path / "service.log")
     try:
         pgid = service.child.pid
         assert httpx.get(f"{service.url}/task/cpu?units=1", timeout=30).status_code == 200
         members = group_members(pgid)
         assert len(members) >= 3, members  # the service and its two worker processes
         start = time.monotonic()
-        os.kill(service.child.pid, signal.SIGTERM)  # the service alone; it must end its workers
+        if to_group:
+            os.killpg(pgid, sig)
+        else:
+            os.kill(pgid, sig)
         assert service.child.wait(20) == 0
         assert time.monotonic() - start < 15
         assert wait_until(lambda: not group_members(pgid), 3.0), group_members(pgid)
+        assert "Traceback" not in (tmp_path / "service.log").read_text()
     finally:
         service.stop(2.0)
 
