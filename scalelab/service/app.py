@@ -134,7 +134,9 @@ def create_app(
 
     @app.get("/task/cpu", tags=["data plane"])
     async def task_cpu(
-        units: int = Query(100, description="CPU units (tens of µs each)"),
+        units: int = Query(
+            100, description="CPU units, tens of µs each; 0 to limits.max_cpu_units"
+        ),
     ) -> Response:
         """Run ``units`` units of CPU work on a Dask worker."""
         bad = _out_of_range(
@@ -162,7 +164,9 @@ def create_app(
 
     @app.get("/task/io", tags=["data plane"])
     async def task_io(
-        ms: float = Query(10.0, description="delay in ms: the fixed value, or the mean"),
+        ms: float = Query(
+            10.0, description="delay in ms, the fixed value or the mean; 0 to limits.max_io_ms"
+        ),
         dist: Literal["fixed", "exponential", "bimodal"] = Query("fixed"),
         slow_ms: float | None = Query(None, description="bimodal: the slow delay in ms"),
         slow_frac: float = Query(0.0, description="bimodal: probability of the slow delay"),
