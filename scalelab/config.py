@@ -8,9 +8,16 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from scalelab.errors import ConfigError
 from scalelab.validation import describe_validation_error
@@ -89,6 +96,104 @@ class FaultsConfig(Section):
     )
 
 
+class CacheConfig(Section):
+    """The cache in front of the keyed workload (``GET /task/key/{key}``).
+
+    ``policy`` and ``size`` govern the in-process tier; ``tier`` adds a shared
+    Redis (``redis``: Redis only, with the in-process tier as a fallback while
+    Redis is away; ``both``: in-process first, then Redis). ``strategy =
+    "dask"`` instead keeps Dask futures of deterministic keys (``pure=True``)
+    and lets Dask reuse their results; ``policy`` and ``size`` then choose which
+    futures are held.
+    """
+
+    policy: str = Field(
+        default="none",
+        description="'none', 'lru', 'lfu', 'fifo', 'ttl', 'tlru', or an EvictionPolicy "
+        "as 'module:Class'.",
+    )
+    size: int = Field(default=1_000, ge=1, le=10_000_000, description="Entries held at most.")
+    strategy: Literal["service", "dask"] = Field(
+        default="service",
+        description="'service': values cached in the service; 'dask': Dask futures of "
+        "deterministic keys held, results reused by Dask.",
+    )
+    tier: Literal["local", "redis", "both"] = Field(
+        default="local", description="'local' (in-process), 'redis', or 'both' (local first)."
+    )
+    ttl_s: float = Field(
+        default=0.0, ge=0.0, le=86_400.0, description="Seconds an entry is fresh; 0: forever."
+    )
+    stale_while_revalidate_s: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=86_400.0,
+        description="After ttl_s, seconds an entry is still served (X-Cache: stale) "
+        "while one background request refreshes it.",
+    )
+    stale_on_error: bool = Field(
+        default=False,
+        description="Serve a cached entry, however old, when computing a fresh one fails.",
+    )
+    coalesce: bool = Field(
+        default=True, description="One computation per key in flight; others wait for it."
+    )
+    invalidate_on_write: bool = Field(
+        default=False, description="PUT /kv/{key} removes the key from every tier."
+    )
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0", description="The shared tier's Redis server."
+    )
+    redis_timeout_ms: float = Field(
+        default=50.0, gt=0.0, le=10_000.0, description="Longest a Redis call may take."
+    )
+    redis_retry_s: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=3_600.0,
+        description="After a Redis failure, serve from the in-process tier this long "
+        "before trying Redis again.",
+    )
+
+    @field_validator("policy")
+    @classmethod
+    def _policy(cls, v: str) -> str:
+        builtins = ("none", "lru", "lfu", "fifo", "ttl", "tlru")
+        if v not in builtins and ":" not in v:
+            raise ValueError(f"cache policy must be one of {', '.join(builtins)} or 'module:Class'")
+        return v
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, v: str) -> str:
+        if not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("redis_url must look like redis://127.0.0.1:6379/0")
+        return v
+
+    @model_validator(mode="after")
+    def _expiry(self) -> CacheConfig:
+        if self.policy in ("ttl", "tlru") and self.ttl_s <= 0:
+            raise ValueError(f"policy {self.policy!r} expires entries: set ttl_s above 0")
+        return self
+
+
+class OriginConfig(Section):
+    """The keyed workload behind the cache: its default cost, and failures to inject."""
+
+    units: int = Field(
+        default=0, ge=0, description="CPU units per computation unless the request says."
+    )
+    io_ms: float = Field(
+        default=0.0, ge=0.0, description="I/O ms per computation unless the request says."
+    )
+    error_rate: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of computations that fail (a backend error).",
+    )
+
+
 class ServiceConfig(Section):
     """The whole service configuration, one section per stage."""
 
@@ -97,6 +202,8 @@ class ServiceConfig(Section):
     admission: AdmissionConfig = Field(default_factory=AdmissionConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     faults: FaultsConfig = Field(default_factory=FaultsConfig)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
+    origin: OriginConfig = Field(default_factory=OriginConfig)
 
 
 def parse_config(data: dict[str, Any], source: str = "configuration") -> ServiceConfig:

@@ -12,14 +12,27 @@ Data plane (admission, ingress faults and metrics apply; see :mod:`.ingress`):
   event loop instead of Dask. Delays are at most ``limits.max_io_ms`` (an
   exponential draw above it is cut to it). The response says the delay used.
 
+- ``GET /task/key/{key}?units=N&io_ms=X``: the value of ``key`` (deterministic
+  for the key and its version), through the cache stage (:mod:`.cache_stage`);
+  computing it costs ``units`` of CPU and ``io_ms`` of I/O on a Dask worker
+  (defaults from the ``origin`` section). Headers: ``X-Cache`` (``hit``,
+  ``miss``, ``stale``, ``coalesced``), ``X-Version`` (the version served),
+  ``X-Age-Ms`` (since the value was computed) and ``X-Stale-Ms`` (since the
+  version served was superseded by a write; 0 when current).
+- ``PUT /kv/{key}``: write the key: its version goes up by one (the new value
+  is the workload's value at that version). ``GET /kv/{key}``: its current
+  version and write time, without the cache.
+
 Out-of-range input gets 422 in FastAPI's error shape, naming the parameter.
 Responses carry ``X-Worker`` (the Dask worker that ran the work) and
 ``X-Batch-Size`` (requests in its Dask task; 1 for the direct executor).
 
 Control plane (never shed, stalled or counted): ``GET /health``,
 ``GET /metrics`` (Prometheus text), ``GET``/``PUT /admin/config``,
-``POST /admin/stall?seconds=S``, and the OpenAPI docs at ``/docs``. When the
-service has an admin token, ``/admin/*`` needs ``Authorization: Bearer <token>``.
+``POST /admin/stall?seconds=S``, ``DELETE /cache/{key}`` and ``DELETE /cache``
+(invalidation), and the OpenAPI docs at ``/docs``. When the service has an
+admin token, ``/admin/*`` and ``DELETE /cache`` need
+``Authorization: Bearer <token>``.
 """
 
 from __future__ import annotations
@@ -28,6 +41,8 @@ import asyncio
 import contextlib
 import hmac
 import math
+import re
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
@@ -37,6 +52,7 @@ from fastapi.responses import JSONResponse, Response
 
 from scalelab import __version__
 from scalelab.config import ServiceConfig
+from scalelab.service.cache_stage import MISS
 from scalelab.service.cluster import cached_worker_count, close_cluster, cluster_info, start_cluster
 from scalelab.service.executors import make_executor
 from scalelab.service.ingress import Ingress
@@ -46,6 +62,28 @@ from scalelab.service.workloads import cpu_work, draw_delay_ms, io_work
 
 MAX_STALL_S = 300.0
 """Longest stall ``POST /admin/stall`` accepts."""
+
+KEY_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,200}")
+"""What a key of ``/task/key/{key}`` and ``/kv/{key}`` may be."""
+
+
+def _bad_key(key: str) -> JSONResponse | None:
+    """422 naming the key when it is not 1 to 200 of letters, digits, ``. _ : -``."""
+    if KEY_PATTERN.fullmatch(key):
+        return None
+    return JSONResponse(
+        {
+            "detail": [
+                {
+                    "type": "value_error",
+                    "loc": ["path", "key"],
+                    "msg": "key: use 1 to 200 letters, digits, '.', '_', ':' or '-'",
+                    "input": key[:200],
+                }
+            ]
+        },
+        status_code=422,
+    )
 
 
 def invalid(param: str, message: str, value: Any) -> JSONResponse:
@@ -111,6 +149,8 @@ def create_app(
             state.executor = make_executor(state.client, state.config, state.metrics)
             yield
         finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(state.cache.close(), close_deadline_s / 4)
             executor, state.executor = state.executor, None
             if executor is not None:
                 # Closing must go on to the cluster whatever the executor does.
@@ -201,6 +241,80 @@ def create_app(
         body.update(worker=result.worker, batch_size=result.batch_size)
         return _task_response(body, result.worker, result.batch_size)
 
+    @app.get("/task/key/{key}", tags=["data plane"])
+    async def task_key(
+        key: str,
+        units: int | None = Query(None, description="CPU units per computation (origin.units)"),
+        io_ms: float | None = Query(None, description="I/O ms per computation (origin.io_ms)"),
+    ) -> Response:
+        """The value of ``key`` through the cache; computed on Dask when not cached."""
+        bad = _bad_key(key)
+        if bad is None and units is not None:
+            bad = _out_of_range(
+                "units", units, 0, state.config.limits.max_cpu_units, "limits.max_cpu_units"
+            )
+        if bad is None and io_ms is not None:
+            bad = _out_of_range(
+                "io_ms", io_ms, 0, state.config.limits.max_io_ms, "limits.max_io_ms"
+            )
+        if bad is not None:
+            return bad
+        if state.executor is None:
+            return JSONResponse({"detail": "the service is not ready"}, status_code=503)
+        try:
+            answer = await state.cache.fetch(key, state.origin.cost(units, io_ms))
+        except Exception as exc:
+            return _task_failed(exc)
+        entry = answer.entry
+        now = time.time()
+        stale_ms = state.store.stale_ms(key, entry.version, now)
+        headers = {
+            "X-Cache": answer.status,
+            "X-Version": str(entry.version),
+            "X-Age-Ms": f"{max(0.0, (now - entry.computed_at) * 1000.0):.3f}",
+            "X-Stale-Ms": f"{stale_ms:.3f}",
+        }
+        if answer.status != "hit" and answer.status != "stale" and entry.worker:
+            headers["X-Worker"] = entry.worker
+        body = (
+            f'{{"key":"{key}","value":{int(entry.value)},"version":{entry.version},'
+            f'"cache":"{answer.status}"}}'
+        )
+        return Response(body.encode(), media_type="application/json", headers=headers)
+
+    @app.put("/kv/{key}", tags=["data plane"])
+    async def kv_put(key: str) -> Response:
+        """Write ``key``: a new version, whose value differs from the last."""
+        bad = _bad_key(key)
+        if bad is not None:
+            return bad
+        write = state.store.write(key)
+        if state.config.cache.invalidate_on_write:
+            try:
+                await state.cache.invalidate(key)
+            except Exception as exc:
+                return _task_failed(exc)
+        return JSONResponse(
+            {"key": key, "version": write.version, "written_at": write.written_at},
+            headers={"X-Version": str(write.version), "X-Cache": MISS},
+        )
+
+    @app.get("/kv/{key}", tags=["data plane"])
+    async def kv_get(key: str) -> Response:
+        """The current version of ``key`` and when it was written, without the cache."""
+        bad = _bad_key(key)
+        if bad is not None:
+            return bad
+        version = state.store.version(key)
+        return JSONResponse(
+            {
+                "key": key,
+                "version": version,
+                "written_at": state.store.written_at(key, version),
+            },
+            headers={"X-Version": str(version)},
+        )
+
     @app.get("/health", tags=["control plane"])
     async def health() -> JSONResponse:
         """200 with the worker count when the cluster has workers, 503 otherwise."""
@@ -234,6 +348,9 @@ def create_app(
         """Prometheus text of the service's metrics."""
         if state.client is not None:
             state.metrics.workers.set(cached_worker_count(state.client))
+        redis_keys = await state.cache.redis_size()
+        if redis_keys is not None:
+            state.metrics.cache_entries.labels("redis").set(redis_keys)
         return Response(state.metrics.render(), media_type=CONTENT_TYPE)
 
     async def require_admin(request: Request) -> None:
@@ -285,5 +402,23 @@ def create_app(
         return JSONResponse({"stalled_s": seconds})
 
     app.include_router(admin)
+
+    cache_admin = APIRouter(prefix="/cache", tags=["cache"], dependencies=[Depends(require_admin)])
+
+    @cache_admin.delete("/{key}")
+    async def invalidate(key: str) -> Response:
+        """Remove ``key`` from every cache tier (404 when no tier held it)."""
+        bad = _bad_key(key)
+        if bad is not None:
+            return bad
+        found = await state.cache.invalidate(key)
+        return JSONResponse({"key": key, "removed": found}, status_code=200 if found else 404)
+
+    @cache_admin.delete("")
+    async def invalidate_all() -> Response:
+        """Remove every entry from every cache tier."""
+        return JSONResponse({"removed": await state.cache.clear()})
+
+    app.include_router(cache_admin)
     app.add_middleware(Ingress, state=state)
     return app

@@ -26,6 +26,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 DATA_PLANE: frozenset[str] = frozenset({"/ping", "/task/cpu", "/task/io"})
 """Paths that pass admission and the ingress fault point, and are counted."""
 
+DATA_PLANE_PREFIXES: tuple[str, ...] = ("/task/key/", "/kv/")
+"""Keyed paths of the data plane; they are counted under the prefix (``/task/key``)."""
+
 _JSON = (b"content-type", b"application/json")
 
 
@@ -48,8 +51,10 @@ class Ingress:
         """Serve one ASGI event."""
         path = scope.get("path", "")
         if scope["type"] != "http" or path not in DATA_PLANE:
-            await self.app(scope, receive, send)
-            return
+            if scope["type"] != "http" or not path.startswith(DATA_PLANE_PREFIXES):
+                await self.app(scope, receive, send)
+                return
+            path = next(p[:-1] for p in DATA_PLANE_PREFIXES if path.startswith(p))
         state = self.state
         metrics = state.metrics
         started = time.perf_counter()

@@ -12,6 +12,26 @@ Exported at ``GET /metrics`` and scraped once a second by the experiment runner:
 - ``scalelab_dask_tasks_submitted_total``: Dask tasks the executor submitted;
 - ``scalelab_batch_size``: requests per Dask task (1 for the direct executor);
 - ``scalelab_dask_workers``: workers the scheduler knows.
+
+The cache in front of ``GET /task/key/{key}`` (see :mod:`.cache_stage`):
+
+- ``scalelab_cache_hits_total{tier}``: answered from a cache (``local``,
+  ``redis``, or ``dask`` for the Dask strategy);
+- ``scalelab_cache_misses_total``: computed at the origin for the asking request;
+- ``scalelab_cache_coalesced_total``: waited for a computation already in flight;
+- ``scalelab_cache_stale_total{reason}``: served past their freshness
+  (``revalidate``: while a background refresh runs; ``error``: the origin failed);
+- ``scalelab_cache_evictions_total{reason}``: entries a full cache evicted
+  (``capacity``) or that expired (``expired``);
+- ``scalelab_cache_entries{tier}``: entries held now;
+- ``scalelab_cache_origin_calls_total`` / ``scalelab_cache_origin_errors_total``:
+  computations of the keyed workload started, and those that failed;
+- ``scalelab_cache_refreshes_total``: background refreshes started;
+- ``scalelab_cache_invalidations_total``: keys removed by ``DELETE /cache``;
+- ``scalelab_cache_redis_errors_total``: Redis calls that failed or timed out;
+- ``scalelab_cache_redis_fallbacks_total``: requests served by the in-process
+  tier because Redis was away;
+- ``scalelab_cache_redis_up``: 1 while Redis answers, 0 while it is away.
 """
 
 from __future__ import annotations
@@ -81,6 +101,57 @@ class ServiceMetrics:
             "scalelab_batch_size", "Requests per Dask task.", buckets=BATCH_BUCKETS, registry=r
         )
         self.workers = Gauge("scalelab_dask_workers", "Workers the scheduler knows.", registry=r)
+        self.cache_hits = Counter(
+            "scalelab_cache_hits", "Requests answered from a cache, by tier.", ["tier"], registry=r
+        )
+        self.cache_misses = Counter(
+            "scalelab_cache_misses", "Requests computed at the origin for themselves.", registry=r
+        )
+        self.cache_coalesced = Counter(
+            "scalelab_cache_coalesced",
+            "Requests that waited for a computation already in flight.",
+            registry=r,
+        )
+        self.cache_stale = Counter(
+            "scalelab_cache_stale",
+            "Requests served a stale entry, by reason (revalidate, error).",
+            ["reason"],
+            registry=r,
+        )
+        self.cache_evictions = Counter(
+            "scalelab_cache_evictions",
+            "Entries evicted, by reason (capacity, expired).",
+            ["reason"],
+            registry=r,
+        )
+        self.cache_entries = Gauge(
+            "scalelab_cache_entries", "Entries the cache holds now, by tier.", ["tier"], registry=r
+        )
+        self.origin_calls = Counter(
+            "scalelab_cache_origin_calls", "Computations of the keyed workload started.", registry=r
+        )
+        self.origin_errors = Counter(
+            "scalelab_cache_origin_errors",
+            "Computations of the keyed workload that failed.",
+            registry=r,
+        )
+        self.cache_refreshes = Counter(
+            "scalelab_cache_refreshes", "Background refreshes of stale entries.", registry=r
+        )
+        self.cache_invalidations = Counter(
+            "scalelab_cache_invalidations", "Keys removed through DELETE /cache.", registry=r
+        )
+        self.redis_errors = Counter(
+            "scalelab_cache_redis_errors", "Redis calls that failed or timed out.", registry=r
+        )
+        self.redis_fallbacks = Counter(
+            "scalelab_cache_redis_fallbacks",
+            "Requests served by the in-process tier while Redis was away.",
+            registry=r,
+        )
+        self.redis_up = Gauge(
+            "scalelab_cache_redis_up", "1 while the Redis tier answers, 0 while away.", registry=r
+        )
         self._request_children: dict[tuple[str, int], Callable[[], None]] = {}
         self._duration_children: dict[str, Callable[[float], None]] = {}
 

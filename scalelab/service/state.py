@@ -1,9 +1,10 @@
-"""The state of one running service: configuration, cluster, executor, faults, metrics.
+"""The state of one running service: configuration, cluster, executor, cache, faults, metrics.
 
 Configuration changes at run time go through :meth:`ServiceState.apply_config`,
 which validates the whole new configuration first and then swaps what changed:
 a new executor is built before the old one is closed, so requests in flight
-finish on the executor they started on.
+finish on the executor they started on. A changed ``cache`` section gives a
+new, empty cache stage (the old one's requests in flight finish on it).
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from pydantic import ValidationError
 
 from scalelab.config import ServiceConfig
 from scalelab.errors import ConfigError, PluginError
+from scalelab.service.cache_origin import KeyStore, Origin
+from scalelab.service.cache_policies import policy_class
+from scalelab.service.cache_stage import CacheStage, make_cache_stage
 from scalelab.service.executors import Executor, executor_class, make_executor
 from scalelab.service.faults import Faults
 from scalelab.service.metrics import ServiceMetrics
@@ -57,6 +61,12 @@ class ServiceState:
         self.client: Client | None = None
         self.cluster: LocalCluster | None = None
         self.executor: Executor | None = None
+        self.store = KeyStore()
+        self.origin = Origin(
+            self.store, lambda: self.executor, lambda: self.client, lambda: self.config.origin
+        )
+        self.cache: CacheStage = make_cache_stage(config.cache, self.origin, self.metrics)
+        self.metrics.cache_entries.labels("local").set_function(lambda: self.cache.size())
         self._config_lock = asyncio.Lock()
 
     def require_executor(self) -> Executor:
@@ -95,6 +105,13 @@ class ServiceState:
                 "restart the service with the new configuration",
                 errors,
             )
+        if new.cache.policy != self.config.cache.policy:
+            try:
+                policy_class(new.cache.policy)
+            except PluginError as exc:
+                raise ConfigRejected(
+                    str(exc), [{"field": "cache.policy", "message": str(exc)}]
+                ) from None
         if new.executor.kind != self.config.executor.kind:
             try:
                 executor_class(new.executor.kind)
@@ -108,6 +125,14 @@ class ServiceState:
         """Validate ``change`` (a partial configuration) and apply it to the running service."""
         async with self._config_lock:
             new = self.validate_change(change)
+            cache = None
+            if new.cache != self.config.cache:
+                try:
+                    cache = make_cache_stage(new.cache, self.origin, self.metrics)
+                except (PluginError, ConfigError) as exc:
+                    raise ConfigRejected(
+                        str(exc), [{"field": "cache.policy", "message": str(exc)}]
+                    ) from None
             old_executor = None
             if new.executor != self.config.executor and self.client is not None:
                 try:
@@ -124,9 +149,15 @@ class ServiceState:
                         message, [{"field": "executor.kind", "message": message}]
                     ) from None
                 old_executor, self.executor = self.executor, replacement
+            old_cache = None
+            if cache is not None:
+                old_cache, self.cache = self.cache, cache
             self.config = new
             self.faults.config = new.faults
         if old_executor is not None:
             with contextlib.suppress(Exception):
                 await old_executor.close()
+        if old_cache is not None:
+            with contextlib.suppress(Exception):
+                await old_cache.close()
         return new

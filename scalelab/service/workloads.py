@@ -7,6 +7,9 @@
   against a fresh one.
 - :func:`io_work` sleeps ``ms`` milliseconds, standing for a call to a slow
   backend. It holds a worker thread while it sleeps, as blocking I/O does.
+- :func:`keyed_work` computes the value of a key at one of its versions (what
+  the cache of ``GET /task/key/{key}`` holds), at a cost of CPU units and I/O
+  ms; the value depends only on the key and the version (:func:`keyed_value`).
 
 :func:`run_task` and :func:`run_batch` are what executors submit: they call a
 workload and report which Dask worker ran it, so responses can carry
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import random
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
@@ -49,6 +53,32 @@ def io_work(ms: float) -> float:
     if ms > 0:
         time.sleep(ms / 1000.0)
     return ms
+
+
+class OriginError(RuntimeError):
+    """A failure of the keyed workload's backend, injected by ``origin.error_rate``."""
+
+
+def keyed_value(key: str, version: int) -> int:
+    """The value of ``key`` at ``version``: a 31-bit checksum of the two, nothing else."""
+    return zlib.crc32(f"{key}\x00{version}".encode()) & _MODULUS_MASK
+
+
+def keyed_work(
+    key: str, version: int, units: int = 0, io_ms: float = 0.0, fail: bool = False
+) -> int:
+    """Compute ``key`` at ``version`` with ``units`` of CPU work and ``io_ms`` of I/O.
+
+    ``fail`` makes the backend fail after its I/O (as a timed-out database
+    would), raising :class:`OriginError`.
+    """
+    if units:
+        cpu_work(units)
+    if io_ms > 0:
+        time.sleep(io_ms / 1000.0)
+    if fail:
+        raise OriginError(f"origin failed computing key {key!r} (origin.error_rate)")
+    return keyed_value(key, version)
 
 
 def io_work_many(delays_ms: Sequence[float]) -> list[float]:
