@@ -1,4 +1,4 @@
-"""The event log of a run: phases (service_start, load_start, ...) and notes, with their times."""
+"""The event log of a run: phases (service_start, load_start, ...), faults and notes, with times."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ class EventLog:
         self._rows: list[tuple[float, str, str, str]] = []
         self._lock = threading.Lock()
 
-    def add(self, kind: str, name: str, **detail: Any) -> float:
-        """Record an event now; return its time (``time.time()``)."""
-        t = time.time()
+    def add(self, kind: str, name: str, *, at: float | None = None, **detail: Any) -> float:
+        """Record an event (now, or at the Unix time ``at``); return its time."""
+        t = time.time() if at is None else at
         with self._lock:
             self._rows.append((t, kind, name, json.dumps(detail, default=str, sort_keys=True)))
         return t
@@ -28,6 +28,10 @@ class EventLog:
     def phase(self, name: str, **detail: Any) -> float:
         """Record a phase such as ``service_ready`` or ``load_stop``."""
         return self.add("phase", name, **detail)
+
+    def fault(self, name: str, *, at: float | None = None, **detail: Any) -> float:
+        """Record a fault action: ``stall``, ``set`` or ``revert``."""
+        return self.add("fault", name, at=at, **detail)
 
     def time_of(self, name: str) -> float | None:
         """The time of the first event called ``name``, if any."""
@@ -40,12 +44,12 @@ class EventLog:
             return [n for _, _, n, _ in self._rows]
 
     def write(self, path: str | Path) -> Path:
-        """Write ``events.parquet`` (t, kind, name, detail) atomically."""
+        """Write ``events.parquet`` (t, kind, name, detail) atomically, in time order."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         with self._lock:
-            rows = list(self._rows)
+            rows = sorted(self._rows, key=lambda r: r[0])
         table = pa.table(
             {
                 "t": pa.array([r[0] for r in rows], type=pa.float64()),

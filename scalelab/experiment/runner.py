@@ -2,6 +2,7 @@
 
 For each run the runner starts the service (and its Dask cluster), waits for it
 to be healthy, scrapes its metrics, drives it with Locust as a subprocess, then
+fires the spec's fault schedule (:mod:`.faults`) while the load runs, then
 ends every child and writes the run's files (docs/results-format.md). Children
 are ended in every case: a normal end, an exception, Ctrl-C or SIGTERM, or a
 child that dies. A run that fails or is interrupted still writes ``run.json``
@@ -27,6 +28,7 @@ from scalelab import procs
 from scalelab.errors import RunError, ScaleLabError
 from scalelab.experiment import metadata
 from scalelab.experiment.events import EventLog
+from scalelab.experiment.faults import FaultRunner
 from scalelab.experiment.locust_command import STOP_TIMEOUT_S, locust_args, run_time_s
 from scalelab.experiment.scraper import Scraper, write_metrics
 from scalelab.experiment.spec import (
@@ -98,7 +100,7 @@ def runs_frame(runs: list[RunResult], sweep_keys: list[str]) -> pd.DataFrame:
     """The runs table as a pandas DataFrame (mixed-type parameter columns become text)."""
     import pandas as pd
 
-    extra = sorted({k for r in runs for k in ("late", "dropped") if k in r.summary})
+    extra = sorted({k for r in runs for k in ("late", "dropped", "slo_pass") if k in r.summary})
     rows = []
     for r in runs:
         row: dict[str, Any] = {"run_id": r.run_id, "status": r.status, "repeat": r.repeat}
@@ -359,6 +361,7 @@ def _run_one(run: RunResult, spec: ExperimentSpec, experiment: str) -> None:
     service: Any = None
     locust: procs.Child | None = None
     scraper: Scraper | None = None
+    faults: FaultRunner | None = None
     health: dict[str, Any] = {}
     locust_code: int | None = None
     argv: list[str] = []
@@ -379,8 +382,14 @@ def _run_one(run: RunResult, spec: ExperimentSpec, experiment: str) -> None:
             log_path=run_dir / "locust" / "console.log",
             env={"PYTHONUNBUFFERED": "1"},
         )
+        if spec.faults:
+            faults = FaultRunner(
+                service.url, spec.faults, events, headers=service.admin_headers()
+            ).start()
         deadline = run_time_s(spec) + STOP_TIMEOUT_S + LOAD_MARGIN_S
         locust_code = _wait_for_load(locust, service, deadline)
+        if faults is not None:
+            faults.stop()
         events.phase("load_stop", exit_code=locust_code)
         if locust_code != 0:
             raise RunError(
@@ -397,6 +406,10 @@ def _run_one(run: RunResult, spec: ExperimentSpec, experiment: str) -> None:
             raise RunError(
                 f"Locust wrote no {' or '.join(missing)}; is {spec.locustfile} using "
                 "scalelab.loadgen's recorder? See locust/console.log"
+            )
+        if faults is not None and faults.problems():
+            raise RunError(
+                "the fault schedule did not run as specified: " + "; ".join(faults.problems())
             )
     except KeyboardInterrupt:
         interrupted = True
@@ -421,9 +434,26 @@ def _run_one(run: RunResult, spec: ExperimentSpec, experiment: str) -> None:
                 error,
                 health,
                 locust_code,
+                faults,
             )
     if interrupted:
         raise KeyboardInterrupt
+
+
+def _first_request(run_dir: Path) -> float | None:
+    """The earliest intended start in ``requests.parquet``, if any."""
+    path = run_dir / "requests.parquet"
+    if not path.is_file():
+        return None
+    try:
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        column = pq.read_table(path, columns=["intended_start"]).column("intended_start")
+        value = pc.min(column).as_py()
+    except Exception:  # a damaged file must not stop run.json from being written
+        return None
+    return float(value) if value is not None else None
 
 
 def _finish_run(
@@ -440,10 +470,13 @@ def _finish_run(
     error: str | None,
     health: dict[str, Any],
     locust_code: int | None,
+    faults: FaultRunner | None = None,
 ) -> None:
     """End every child of the run, then write its files whatever its status."""
     run_dir = run.path
     problems: list[str] = []
+    if faults is not None:
+        faults.stop()
     if locust is not None:
         if "load_stop" not in events.names():
             _stop_locust(locust)
@@ -476,7 +509,13 @@ def _finish_run(
         problems.append(f"writing events.parquet: {exc}")
     try:
         summary = compute_summary(
-            run_dir, run_id=run.run_id, params=run.params, status=status, measure_from=measure_from
+            run_dir,
+            run_id=run.run_id,
+            params=run.params,
+            status=status,
+            measure_from=measure_from,
+            slo=spec.slo,
+            fault_window=faults.window() if faults is not None else None,
         )
         write_json(run_dir / "summary.json", summary)
     except Exception as exc:
@@ -502,6 +541,7 @@ def _finish_run(
         "dashboard_link": health.get("dashboard"),
         "workers": health.get("workers"),
         "locust_exit_code": locust_code if locust is None else locust.poll(),
+        "faults": faults.report(_first_request(run_dir)) if faults is not None else None,
         "problems": problems,
         "versions": metadata.versions(),
         "git_commit": metadata.git_commit(),

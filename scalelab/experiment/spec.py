@@ -1,7 +1,13 @@
 """Experiment specs: a TOML file naming a locustfile, load, service configuration and sweep.
 
+A spec may also carry a fault schedule (``[[faults]]``: a stall or a change of
+the service's configuration at a time after the load starts) and a steady-state
+hypothesis (``[slo]``: limits on latency percentiles, error rate and throughput,
+checked before the first fault and after the last one).
+
 A spec is validated whole before anything starts: unknown keys, wrong types, a
-missing locustfile, an unknown sweep key or an empty sweep list all raise
+missing locustfile, an unknown sweep key, an empty sweep list, or a fault that
+names an unknown service field or falls outside the load all raise
 :class:`~scalelab.errors.SpecError` with a message that names the field. Every
 point of the sweep is validated too, so a run never fails half-way through an
 experiment because of its own spec.
@@ -100,6 +106,137 @@ class LoadSpec(_Section):
         return self
 
 
+MAX_STALL_S = 300.0
+"""Longest stall a fault may ask for (the service's ``POST /admin/stall`` limit)."""
+
+SLO_LIMITS = ("p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms", "error_rate", "min_throughput_rps")
+"""The limits a steady-state hypothesis can set; each names a ``summary.json`` figure."""
+
+
+class FaultSpec(_Section):
+    """One entry of the fault schedule: at ``at_s`` seconds into the load, a stall or a change.
+
+    ``stall = S`` holds every data-plane request arriving in the next S seconds
+    (``POST /admin/stall?seconds=S``). ``set = {"faults.error_rate" = 0.2}`` lays
+    those dotted service fields over the running configuration (``PUT
+    /admin/config``); ``until_s`` puts back the values they had just before.
+    """
+
+    at_s: float = Field(ge=0, le=86_400, description="Seconds after the load's first request.")
+    stall: float | None = Field(
+        default=None, gt=0, le=MAX_STALL_S, description="Stall the service for this many seconds."
+    )
+    set: dict[str, Any] | None = Field(
+        default=None,
+        description="Dotted service fields and their values, e.g. {'faults.error_rate' = 0.2}.",
+    )
+    until_s: float | None = Field(
+        default=None, gt=0, le=86_400, description="When to revert a `set` (seconds, as at_s)."
+    )
+
+    @field_validator("set", mode="before")
+    @classmethod
+    def _flatten(cls, v: Any) -> Any:
+        """``{faults = {error_rate = 0.2}}`` and ``{"faults.error_rate" = 0.2}`` mean the same."""
+        if not isinstance(v, dict):
+            return v
+        flat: dict[str, Any] = {}
+
+        def walk(prefix: str, node: dict[str, Any]) -> None:
+            for key, value in node.items():
+                path = f"{prefix}{key}"
+                if isinstance(value, dict) and value:
+                    walk(path + ".", value)
+                else:
+                    flat[path] = value
+
+        walk("", v)
+        return flat
+
+    @model_validator(mode="after")
+    def _one_action(self) -> FaultSpec:
+        if (self.stall is None) == (self.set is None):
+            raise ValueError("give exactly one action: stall = <seconds> or set = { ... }")
+        if self.set is not None:
+            if not self.set:
+                raise ValueError("set is empty; name at least one service field")
+            for key in self.set:
+                if key == "cluster" or key.startswith("cluster."):
+                    raise ValueError(
+                        f"set.{key}: the cluster cannot change while the service runs; "
+                        "set it in [service.cluster] instead"
+                    )
+                if key not in _SERVICE_LEAVES:
+                    raise ValueError(
+                        f"set.{key} is not a service field; use a dotted path such as "
+                        "'faults.error_rate', 'faults.ingress_delay_ms' or "
+                        "'admission.max_in_flight'"
+                    )
+        if self.until_s is not None:
+            if self.set is None:
+                raise ValueError("until_s reverts a `set`; a stall ends by itself")
+            if self.until_s <= self.at_s:
+                raise ValueError(
+                    f"until_s ({self.until_s:g}) must be later than at_s ({self.at_s:g})"
+                )
+        return self
+
+    @property
+    def action(self) -> str:
+        """``stall`` or ``set``."""
+        return "stall" if self.stall is not None else "set"
+
+    @property
+    def end_s(self) -> float:
+        """When the fault is over (seconds, as ``at_s``); a `set` without ``until_s`` at once."""
+        if self.stall is not None:
+            return self.at_s + self.stall
+        return self.until_s if self.until_s is not None else self.at_s
+
+    def describe(self, index: int) -> str:
+        """A short human name, e.g. ``faults.0 (stall 1 s at 5 s)``."""
+        if self.stall is not None:
+            what = f"stall {self.stall:g} s"
+        else:
+            what = "set " + ", ".join(f"{k}={v!r}" for k, v in (self.set or {}).items())
+        return f"faults.{index} ({what} at {self.at_s:g} s)"
+
+
+class SloSpec(_Section):
+    """A steady-state hypothesis: limits the run must meet before and after its faults.
+
+    Latency limits (``p50_ms`` ... ``max_ms``) and ``error_rate`` are upper
+    bounds, ``min_throughput_rps`` a lower bound, all on the figures of
+    ``summary.json`` computed over a window of the measured requests.
+    """
+
+    p50_ms: float | None = Field(default=None, gt=0, description="Median latency at most (ms).")
+    p90_ms: float | None = Field(default=None, gt=0, description="p90 latency at most (ms).")
+    p99_ms: float | None = Field(default=None, gt=0, description="p99 latency at most (ms).")
+    p999_ms: float | None = Field(default=None, gt=0, description="p99.9 latency at most (ms).")
+    max_ms: float | None = Field(default=None, gt=0, description="Largest latency at most (ms).")
+    error_rate: float | None = Field(default=None, ge=0, le=1, description="Share of errors.")
+    min_throughput_rps: float | None = Field(
+        default=None, gt=0, description="Requests per second at least."
+    )
+    recovery_s: float = Field(
+        default=2.0,
+        ge=0,
+        le=3_600,
+        description="Time allowed after the last fault ends before the 'after' window starts.",
+    )
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> SloSpec:
+        if not self.limits():
+            raise ValueError("[slo] sets no limit; give one of " + ", ".join(SLO_LIMITS))
+        return self
+
+    def limits(self) -> dict[str, float]:
+        """The limits that are set, by name."""
+        return {k: v for k in SLO_LIMITS if (v := getattr(self, k)) is not None}
+
+
 class ExperimentSpec(_Section):
     """A whole experiment: what to load, how, against which service, swept over what."""
 
@@ -125,6 +262,12 @@ class ExperimentSpec(_Section):
     sweep: dict[str, list[Any]] = Field(
         default_factory=dict,
         description="Dotted spec field -> values; runs the cross product of all values.",
+    )
+    faults: list[FaultSpec] = Field(
+        default_factory=list, description="The fault schedule: [[faults]] entries."
+    )
+    slo: SloSpec | None = Field(
+        default=None, description="Steady-state hypothesis checked before and after the faults."
     )
 
     @field_validator("locustfile")
@@ -165,6 +308,66 @@ class ExperimentSpec(_Section):
                 raise ValueError(f"sweep.{key!r} is an empty list; give at least one value")
         return v
 
+    @field_validator("faults")
+    @classmethod
+    def _faults_fit(cls, v: list[FaultSpec], info: ValidationInfo) -> list[FaultSpec]:
+        """Every fault falls inside the load, and each `set` gives a valid configuration."""
+        data = info.data
+        if "duration_s" not in data or "warmup_s" not in data or "service" not in data:
+            return v  # already reported as their own errors
+        load_s = data["warmup_s"] + data["duration_s"]
+        base = data["service"].model_dump(mode="python")
+        for i, fault in enumerate(v):
+            if fault.at_s >= load_s:
+                raise ValueError(
+                    f"faults.{i}.at_s = {fault.at_s:g} is not within the load "
+                    f"(warmup_s + duration_s = {load_s:g} s); make it earlier"
+                )
+            if fault.until_s is not None and fault.until_s > load_s:
+                raise ValueError(
+                    f"faults.{i}.until_s = {fault.until_s:g} is after the load ends "
+                    f"({load_s:g} s); make it earlier or leave it out"
+                )
+            if fault.set is not None:
+                merged = copy.deepcopy(base)
+                for key, value in fault.set.items():
+                    set_path(merged, key, value)
+                try:
+                    ServiceConfig.model_validate(merged)
+                except ValidationError as exc:
+                    problems = "; ".join(
+                        f"faults.{i}.set.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+                        f" (got {err.get('input')!r})"
+                        for err in exc.errors()
+                    )
+                    raise ValueError(problems) from None
+        return v
+
+    @field_validator("slo")
+    @classmethod
+    def _slo_windows(cls, v: SloSpec | None, info: ValidationInfo) -> SloSpec | None:
+        """With faults, there is load to check before the first and after the last one."""
+        data = info.data
+        faults: list[FaultSpec] = data.get("faults") or []
+        if v is None or not faults or "duration_s" not in data or "warmup_s" not in data:
+            return v
+        load_s = data["warmup_s"] + data["duration_s"]
+        first = min(range(len(faults)), key=lambda i: faults[i].at_s)
+        if faults[first].at_s <= data["warmup_s"]:
+            raise ValueError(
+                f"faults.{first}.at_s = {faults[first].at_s:g} leaves no measured time before "
+                f"the first fault to check [slo] in (warmup_s = {data['warmup_s']:g}); "
+                "make it later"
+            )
+        last_end = max(f.end_s for f in faults)
+        if last_end + v.recovery_s >= load_s:
+            raise ValueError(
+                f"slo.recovery_s = {v.recovery_s:g}: the faults end at {last_end:g} s, so "
+                f"recovery leaves no time before the load ends ({load_s:g} s) to check [slo] "
+                "after them; lengthen duration_s or shorten recovery_s"
+            )
+        return v
+
     def to_dict(self) -> dict[str, Any]:
         """The resolved spec as plain data, every default filled in (TOML has no null)."""
         return _drop_none(self.model_dump(mode="json"))
@@ -172,6 +375,21 @@ class ExperimentSpec(_Section):
     def to_toml(self) -> str:
         """The resolved spec as TOML text, which :func:`parse_spec` reads back unchanged."""
         return tomli_w.dumps(self.to_dict())
+
+
+def _leaves(model: type[BaseModel], prefix: str = "") -> set[str]:
+    """Dotted paths of a model's value fields (not its sections)."""
+    out: set[str] = set()
+    for name, field in model.model_fields.items():
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            out |= _leaves(ann, f"{prefix}{name}.")
+        else:
+            out.add(prefix + name)
+    return out
+
+
+_SERVICE_LEAVES = _leaves(ServiceConfig)
 
 
 def field_paths(model: type[BaseModel], prefix: str = "") -> set[str]:
