@@ -3,11 +3,28 @@
 Load with :func:`load_run` / :func:`load_experiment`; frames per request, per
 second and per run; percentiles from merged HdrHistograms (never averaged);
 Little's law, a Universal Scalability Law fit, M/M/c (Erlang C) predictions,
-bootstrap confidence intervals and A/B comparison.
+bootstrap confidence intervals and A/B comparison; for caches, hit ratios,
+latency by answer, origin load, staleness and Che's approximation of LRU
+(:mod:`scalelab.analysis.caching`).
 """
 
 from __future__ import annotations
 
+from scalelab.analysis.caching import (
+    Staleness,
+    caching_table,
+    che_characteristic_time,
+    che_hit_ratio,
+    che_zipf_hit_ratio,
+    hit_ratio,
+    hit_ratio_over_time,
+    latency_by_answer,
+    origin_calls_per_second,
+    predicted_hit_ratio,
+    simulate_lru,
+    staleness,
+    zipf_popularity,
+)
 from scalelab.analysis.frames import per_second, requests_frame, runs_frame
 from scalelab.analysis.load import (
     Experiment,
@@ -43,24 +60,37 @@ __all__ = [
     "MMCComparison",
     "PercentileCI",
     "Run",
+    "Staleness",
     "USLFit",
     "bootstrap_percentile_ci",
+    "caching_table",
+    "che_characteristic_time",
+    "che_hit_ratio",
+    "che_zipf_hit_ratio",
     "compare",
     "erlang_c",
     "fit_usl",
     "group_percentiles",
     "histogram_arrays",
+    "hit_ratio",
+    "hit_ratio_over_time",
     "is_experiment_dir",
     "is_run_dir",
+    "latency_by_answer",
     "little_law",
     "load_experiment",
     "load_run",
     "merged_histogram",
     "mmc_prediction",
+    "origin_calls_per_second",
     "per_second",
     "percentile_column",
     "percentile_table",
+    "predicted_hit_ratio",
     "requests_frame",
     "runs_frame",
+    "simulate_lru",
+    "staleness",
     "usl_throughput",
+    "zipf_popularity",
 ]

@@ -41,6 +41,9 @@ SCHEMA = pa.schema(
         ("partition", pa.string()),
         ("attempts", pa.int32()),
         ("process", pa.int32()),
+        ("version", pa.int64()),
+        ("age_ms", pa.float64()),
+        ("stale_ms", pa.float64()),
     ]
 )
 
@@ -59,7 +62,16 @@ def error_text(exception: Any) -> str:
     return text
 
 
-_HEADER_NAMES = ("x-worker", "x-batch-size", "x-cache", "x-partition", "x-attempts")
+_HEADER_NAMES = (
+    "x-worker",
+    "x-batch-size",
+    "x-cache",
+    "x-partition",
+    "x-attempts",
+    "x-version",
+    "x-age-ms",
+    "x-stale-ms",
+)
 
 
 def _lowercase_dict_headers(headers: Any) -> list[str]:
@@ -81,7 +93,7 @@ def _lowercase_dict_headers(headers: Any) -> list[str]:
 def _mapping_headers(headers: Any) -> list[str]:
     """The headers from any case-insensitive mapping (requests, httpx, plain dicts)."""
     out = []
-    for key in ("X-Worker", "X-Batch-Size", "X-Cache", "X-Partition", "X-Attempts"):
+    for key in _MAPPING_NAMES:
         value = headers.get(key)
         if value is None:
             value = headers.get(key.lower())
@@ -90,6 +102,8 @@ def _mapping_headers(headers: Any) -> list[str]:
         out.append("" if value is None else str(value))
     return out
 
+
+_MAPPING_NAMES = tuple("-".join(p.capitalize() for p in n.split("-")) for n in _HEADER_NAMES)
 
 _header_readers: dict[type, Any] = {}
 
@@ -109,6 +123,20 @@ def _int(text: str) -> int:
         return int(text) if text else 0
     except ValueError:
         return 0
+
+
+def _int_or_none(text: str) -> int | None:
+    try:
+        return int(text) if text else None
+    except ValueError:
+        return None
+
+
+def _float_or_none(text: str) -> float | None:
+    try:
+        return float(text) if text else None
+    except ValueError:
+        return None
 
 
 class RequestLog:
@@ -139,6 +167,9 @@ class RequestLog:
         self.cache: list[str] = []
         self.partition: list[str] = []
         self.attempts: list[int] = []
+        self.version: list[int | None] = []
+        self.age_ms: list[float | None] = []
+        self.stale_ms: list[float | None] = []
         self.dropped_rows: set[int] = set()
 
     def __len__(self) -> int:
@@ -187,18 +218,26 @@ class RequestLog:
             self.status.append(getattr(response, "status_code", 0) or 0)
             headers = getattr(response, "headers", None)
         if headers:
-            worker, batch, cache, partition, attempts = _reader_for(headers)(headers)
+            worker, batch, cache, partition, attempts, version, age, stale = _reader_for(headers)(
+                headers
+            )
             self.worker.append(worker)
             self.batch_size.append(_int(batch) if batch else 0)
             self.cache.append(cache)
             self.partition.append(partition)
             self.attempts.append(_int(attempts) if attempts else 0)
+            self.version.append(_int_or_none(version) if version else None)
+            self.age_ms.append(_float_or_none(age) if age else None)
+            self.stale_ms.append(_float_or_none(stale) if stale else None)
         else:
             self.worker.append("")
             self.batch_size.append(0)
             self.cache.append("")
             self.partition.append("")
             self.attempts.append(0)
+            self.version.append(None)
+            self.age_ms.append(None)
+            self.stale_ms.append(None)
 
     def _sent(self, column: list[Any]) -> list[Any]:
         """``column`` without the rows of dropped requests."""
@@ -227,6 +266,9 @@ class RequestLog:
             pa.array(self.partition, pa.string()),
             pa.array(self.attempts, pa.int32()),
             pa.array([process] * n, pa.int32()),
+            pa.array(self.version, pa.int64()),
+            pa.array(self.age_ms, pa.float64()),
+            pa.array(self.stale_ms, pa.float64()),
         ]
         return pa.Table.from_arrays(arrays, schema=SCHEMA)
 

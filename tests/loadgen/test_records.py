@@ -43,6 +43,9 @@ EXPECTED_COLUMNS = {
     "partition": pa.string(),
     "attempts": pa.int32(),
     "process": pa.int32(),
+    "version": pa.int64(),
+    "age_ms": pa.float64(),
+    "stale_ms": pa.float64(),
 }
 
 
@@ -225,3 +228,18 @@ def test_bucketed_histogram_equals_recording_every_value() -> None:
         assert built.get_value_at_percentile(q) == direct.get_value_at_percentile(q)
     assert built.get_max_value() == direct.get_max_value()
     assert built.get_min_value() == direct.get_min_value()
+
+
+def test_keyed_headers_fill_the_nullable_columns() -> None:
+    log = RequestLog()
+    headers = {"X-Cache": "stale", "X-Version": "4", "X-Age-Ms": "12.5", "X-Stale-Ms": "3.25"}
+    log.on_request("GET", "/task/key", 1.0, 10, response=Answer(200, headers), start_time=1.0)
+    log.on_request("GET", "/ping", 1.0, 10, response=Answer(200), start_time=2.0)
+    keyed, plain = log.table().to_pylist()
+    assert (keyed["cache"], keyed["version"], keyed["age_ms"], keyed["stale_ms"]) == (
+        "stale",
+        4,
+        12.5,
+        3.25,
+    )
+    assert plain["version"] is None and plain["age_ms"] is None and plain["stale_ms"] is None
