@@ -10,7 +10,8 @@ tests can prove the solution passes and the blank fails without a notebook.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import concurrent.futures
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from scalelab.exercises.base import Context
@@ -74,16 +75,17 @@ register(
 
         The batched executor sends one Dask task per batch of B requests, so the
         per-task overhead is paid once per batch. Given the direct executor's
-        throughput (``direct_rps``, or ``run=`` the direct run), the mean batch
-        size measured in the batched run (``batch_size``), and the service's
-        ceiling without Dask (``ceiling_rps``, its /ping rate), predict the
-        batched executor's requests per second.""",
+        throughput (``direct_rps``, or ``run=`` the direct run) and the mean
+        batch size measured in the batched run (``batch_size``), predict the
+        batched executor's requests per second. If you also measured the
+        service's ceiling without Dask (``ceiling_rps``, its /ping rate), the
+        prediction cannot exceed it.""",
         _batched_rps,
         rel_tol=0.05,
         unit="requests/s",
         hint="the throughput is set by the tightest bottleneck: tasks per second times "
         "requests per task, unless something else caps it first.",
-        usage='check("lab00.q2", rps, direct_rps=..., batch_size=..., ceiling_rps=...)',
+        usage='check("lab00.q2", rps, direct_rps=..., batch_size=...) (ceiling_rps=... optional)',
         mistakes=[
             Mistake(
                 _direct_rps,
@@ -161,6 +163,16 @@ def _make(cls: type) -> tuple[Any, _FakeClient]:
     return cls(client, ServiceConfig(), ServiceMetrics()), client
 
 
+def _run_sync(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Run ``coro`` to completion, also from a Jupyter kernel, whose event loop is running."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def _add(a: int, b: int) -> int:
     return a + b
 
@@ -168,7 +180,7 @@ def _add(a: int, b: int) -> int:
 def _test_returns_result(cls: type) -> None:
     """returns the workload's value and the worker that ran it"""
     executor, _ = _make(cls)
-    result = asyncio.run(executor.run(_add, (2, 3)))
+    result = _run_sync(executor.run(_add, (2, 3)))
     assert isinstance(result, TaskResult), "run() must return a TaskResult"
     assert result.value == 5, "the TaskResult's value is not what the workload returned"
     assert result.worker == "local", "the TaskResult's worker is not the one run_task reported"
@@ -182,7 +194,7 @@ def _test_one_task_per_request(cls: type) -> None:
     async def many() -> list[TaskResult]:
         return list(await asyncio.gather(*(executor.run(_add, (1, 1)) for _ in range(10))))
 
-    results = asyncio.run(many())
+    results = _run_sync(many())
     assert all(r.value == 2 for r in results), "some requests got a wrong value"
     assert len(client.tasks) == 10, (
         f"10 equal requests became {len(client.tasks)} Dask task(s); "

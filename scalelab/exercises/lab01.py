@@ -8,6 +8,7 @@ checks hold whatever the machine measured.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,7 @@ from scalelab.exercises.context import attribute, figure
 from scalelab.exercises.number import Mistake, NumberExercise
 from scalelab.exercises.reflection import ReflectionExercise
 from scalelab.exercises.registry import register
+from scalelab.exercises.result import CheckResult
 
 LAB_TITLE = "Latency and throughput"
 
@@ -97,15 +99,42 @@ def _knee(c: Context) -> float:
     return math.sqrt((1.0 - sigma) / kappa)
 
 
+class KneeExercise(NumberExercise):
+    """The USL knee, which is infinite when the fit finds no crosstalk (κ = 0).
+
+    A real sweep that never turns down fits κ = 0; the knee is then beyond any
+    concurrency, and ``math.inf`` is the right answer rather than a malformed one.
+    """
+
+    def judge(self, answer: Any, context: Context, live: bool = False) -> CheckResult:
+        """Accept ``math.inf`` exactly when the knee is unbounded; otherwise as a number."""
+        if isinstance(answer, numbers.Real) and not isinstance(answer, bool):
+            target = self.expected_value(context)
+            if math.isinf(target):
+                if math.isinf(float(answer)) and float(answer) > 0:
+                    return self.result(
+                        "pass", "correct: with κ = 0 throughput never turns down (no knee)."
+                    )
+                return self.result(
+                    "fail",
+                    self.with_hint(
+                        f"{float(answer):.4g} is not it: this fit has κ = 0.",
+                        "without crosstalk the curve only flattens; where is its peak then?",
+                    ),
+                )
+        return super().judge(answer, context, live)
+
+
 register(
-    NumberExercise(
+    KneeExercise(
         "lab01.q3",
         """Fit the USL and name the knee: at what concurrency does throughput peak?
 
         Fit the Universal Scalability Law to your concurrency sweep
         (``scalelab.analysis.fit_usl``) and compute, from σ and κ, the
-        concurrency N* past which adding users lowers throughput. Pass the fit
-        (``fit=``) or its coefficients (``sigma=``, ``kappa=``).""",
+        concurrency N* past which adding users lowers throughput (``math.inf``
+        when the fit finds κ = 0). Pass the fit (``fit=``) or its coefficients
+        (``sigma=``, ``kappa=``).""",
         _knee,
         rel_tol=0.05,
         unit="concurrent requests",
