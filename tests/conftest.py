@@ -94,3 +94,9 @@ def redis_server() -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server_factory() -> type[RedisServer]:
+    """Make more servers (``factory().start()``) that a test may stop and start again."""
+    return RedisServer

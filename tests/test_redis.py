@@ -1,0 +1,130 @@
+"""The Redis tier with a real redis-server: shared entries, invalidation, and Redis going away
+mid-run, which must degrade the service to its in-process tier without failing a request."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from scalelab.config import CacheConfig, ServiceConfig
+from scalelab.service.cache_origin import Cost, KeyStore
+from scalelab.service.cache_stage import ServiceCache
+from scalelab.service.cache_tiers import REDIS_PREFIX, Entry
+from scalelab.service.metrics import ServiceMetrics
+from scalelab.service.process import ServiceProcess, start_service
+
+pytestmark = [pytest.mark.redis, pytest.mark.integration]
+
+
+class Origin:
+    """Counts computations; the value is the key's length."""
+
+    def __init__(self) -> None:
+        self.store = KeyStore()
+        self.calls = 0
+
+    async def compute(self, key: str, cost: Cost) -> Entry:
+        self.calls += 1
+        return Entry(len(key), self.store.version(key), time.time(), "w")
+
+
+def stage(url: str, tier: str) -> tuple[ServiceCache, Origin]:
+    origin = Origin()
+    config = CacheConfig(policy="lru", size=10, tier=tier, redis_url=url, redis_retry_s=0.2)
+    return ServiceCache(config, origin, ServiceMetrics()), origin  # type: ignore[arg-type]
+
+
+def test_two_services_share_entries_through_redis(redis_server: Any) -> None:
+    async def go() -> tuple[list[str], int, int]:
+        a, origin_a = stage(redis_server.url, "both")
+        b, origin_b = stage(redis_server.url, "both")
+        try:
+            await a.clear()
+            answers = [
+                (await a.fetch("shared", Cost())).status,
+                (await b.fetch("shared", Cost())).status,  # from Redis
+                (await b.fetch("shared", Cost())).status,  # now in b's own tier
+            ]
+            return answers, origin_a.calls + origin_b.calls, int(await b.redis_size() or 0)
+        finally:
+            await a.close()
+            await b.close()
+
+    answers, calls, keys = asyncio.run(go())
+    assert answers == ["miss", "hit", "hit"] and calls == 1 and keys >= 1
+
+
+@pytest.fixture(scope="module")
+def own_redis(redis_server_factory: Any) -> Iterator[Any]:
+    """A redis-server this module may stop and start again."""
+    server = redis_server_factory().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def service(own_redis: Any) -> Iterator[ServiceProcess]:
+    config = ServiceConfig.model_validate(
+        {
+            "cluster": {"workers": 1, "threads_per_worker": 2},
+            "cache": {
+                "policy": "lru",
+                "tier": "redis",
+                "redis_url": own_redis.url,
+                "redis_timeout_ms": 50,
+                "redis_retry_s": 0.5,
+            },
+        }
+    )
+    with start_service(config) as svc:
+        yield svc
+
+
+def metric(service: ServiceProcess, name: str) -> float:
+    text = httpx.get(f"{service.url}/metrics", timeout=10).text
+    m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+def test_service_stores_in_redis_and_invalidates_there(
+    service: ServiceProcess, own_redis: Any
+) -> None:
+    client = redis.Redis.from_url(own_redis.url)
+    try:
+        with httpx.Client(base_url=service.url, timeout=30) as c:
+            assert c.get("/task/key/r1").headers["x-cache"] == "miss"
+            assert client.exists(REDIS_PREFIX + "r1")
+            assert c.get("/task/key/r1").headers["x-cache"] == "hit"
+            assert c.delete("/cache/r1").status_code == 200
+            assert not client.exists(REDIS_PREFIX + "r1")
+    finally:
+        client.close()
+
+
+def test_redis_going_away_mid_run_degrades_without_failing_requests(
+    service: ServiceProcess, own_redis: Any
+) -> None:
+    with httpx.Client(base_url=service.url, timeout=30) as c:
+        c.get("/task/key/g")
+        assert metric(service, "scalelab_cache_redis_up") == 1
+        own_redis.stop()
+        statuses = [c.get(f"/task/key/g{i % 5}").status_code for i in range(40)]
+        assert statuses == [200] * 40
+        assert metric(service, "scalelab_cache_redis_errors_total") >= 1
+        assert metric(service, "scalelab_cache_redis_fallbacks_total") >= 30
+        assert metric(service, "scalelab_cache_redis_up") == 0
+        # the in-process tier stood in: repeated keys were hits
+        assert c.get("/task/key/g1").headers["x-cache"] == "hit"
+        own_redis.start()
+        time.sleep(0.6)  # past redis_retry_s: the next request tries Redis again
+        c.get("/task/key/back")
+        assert metric(service, "scalelab_cache_redis_up") == 1
