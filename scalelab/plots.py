@@ -383,3 +383,156 @@ def usl_plot(
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small")
     return ax
+
+
+# --- caching ------------------------------------------------------------------------------
+
+
+def _caching_runs(source: Run | Sequence[Run] | Experiment) -> list[Run]:
+    if isinstance(source, Run):
+        return [source]
+    if isinstance(source, Experiment):
+        return list(source.runs)
+    return list(source)
+
+
+def hit_ratio_over_time(
+    source: Run | Sequence[Run] | Experiment, ax: Axes | None = None, bin_s: float = 1.0
+) -> Axes:
+    """The share of keyed reads answered ``hit`` per time bin, one line per run.
+
+    A cold cache starts at zero and climbs as the popular keys arrive.
+    """
+    from scalelab.analysis.caching import hit_ratio_over_time as frame_of
+
+    ax = _new_axes(ax)
+    for run in _caching_runs(source):
+        frame = frame_of(run, bin_s)
+        ax.plot(frame["t"] + bin_s, frame["hit_ratio"], marker=".", label=run.label)
+    ax.set_xlabel("time since the first request (s)")
+    ax.set_ylabel("hit ratio")
+    ax.set_ylim(0, 1.02)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    return ax
+
+
+def hit_ratio_vs_size(
+    table: pd.DataFrame,
+    ax: Axes | None = None,
+    popularity: Sequence[float] | np.ndarray | None = None,
+    hue: str = "policy",
+    size: str = "size",
+    measured: str = "hit_ratio",
+) -> Axes:
+    """Measured hit ratio against cache size (one line per ``hue``), and Che's LRU curve.
+
+    ``table`` is :func:`scalelab.analysis.caching.caching_table`'s; with
+    ``popularity`` (the key probabilities) Che's prediction is drawn as a
+    smooth curve, else as the table's ``che_lru_hit_ratio`` points.
+    """
+    from scalelab.analysis.caching import che_hit_ratio
+
+    ax = _new_axes(ax)
+    groups = table.groupby(hue, sort=True) if hue in table.columns else [("runs", table)]
+    for name, group in groups:
+        g = pd.DataFrame(group.groupby(size, as_index=False)[measured].mean()).sort_values(size)
+        ax.plot(g[size], g[measured], marker="o", label=f"{hue}={name}")
+    if popularity is not None and len(table):
+        top = float(table[size].max())
+        sizes = np.unique(np.linspace(1, top * 1.1, 60).round())
+        ax.plot(
+            sizes,
+            [che_hit_ratio(popularity, s) for s in sizes],
+            color="black",
+            linestyle="--",
+            label="Che (LRU)",
+        )
+    elif "che_lru_hit_ratio" in table.columns:
+        che = pd.DataFrame(table.groupby(size, as_index=False)["che_lru_hit_ratio"].mean())
+        che = che.sort_values(size)
+        ax.plot(che[size], che["che_lru_hit_ratio"], "k--x", label="Che (LRU)")
+    ax.set_xlabel("cache size (entries)")
+    ax.set_ylabel("hit ratio")
+    ax.set_ylim(0, 1.02)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    return ax
+
+
+def latency_by_answer(
+    source: Run | Sequence[Run] | Experiment,
+    ax: Axes | None = None,
+    columns: Sequence[str] = ("p50_ms", "p99_ms"),
+    logy: bool = True,
+) -> Axes:
+    """Latency percentiles of keyed reads by ``X-Cache`` answer (hit, stale, coalesced, miss)."""
+    from scalelab.analysis.caching import latency_by_answer as table_of
+
+    ax = _new_axes(ax)
+    runs = _caching_runs(source)
+    table = table_of(runs)
+    table = table[table["requests"] > 0]
+    answers = [a for a in ("hit", "stale", "coalesced", "miss") if a in set(table["answer"])]
+    labels = [(run.run_id, run.label) for run in runs]
+    width = 0.8 / max(1, len(labels) * len(columns))
+    x = np.arange(len(answers))
+    k = 0
+    for run_id, label in labels:
+        rows = table[table["run_id"] == run_id].set_index("answer")
+        for col in columns:
+            values = [rows[col].get(a, np.nan) if a in rows.index else np.nan for a in answers]
+            ax.bar(x + k * width, values, width, label=f"{label} {col}")
+            k += 1
+    ax.set_xticks(x + width * (k - 1) / 2, answers)
+    ax.set_ylabel(LATENCY_LABEL)
+    if logy:
+        ax.set_yscale("log")
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize="small")
+    return ax
+
+
+def origin_calls_over_time(
+    source: Run | Sequence[Run] | Experiment, ax: Axes | None = None
+) -> Axes:
+    """Computations at the origin (Dask) per second, from the service's counter, per run."""
+    from scalelab.analysis.caching import origin_calls_per_second
+
+    ax = _new_axes(ax)
+    for run in _caching_runs(source):
+        frame = origin_calls_per_second(run)
+        ax.plot(frame["t"], frame["calls_per_s"], marker=".", label=run.label)
+    ax.set_xlabel("time since the first request (s)")
+    ax.set_ylabel("origin calls per second")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    return ax
+
+
+def staleness_vs_ttl(
+    table: pd.DataFrame,
+    ax: Axes | None = None,
+    ttl: str = "ttl_s",
+    predicted: Sequence[float] | None = None,
+) -> Axes:
+    """Share of stale reads (left axis) and hit ratio (right axis) against the TTL.
+
+    ``predicted`` draws a predicted stale share at the same TTLs (for example
+    from a write rate, as lab 02 derives).
+    """
+    ax = _new_axes(ax)
+    t = table.sort_values(ttl)
+    ax.plot(t[ttl], t["stale_share"], "o-", color="tab:red", label="stale reads (measured)")
+    if predicted is not None:
+        ax.plot(t[ttl], list(predicted), "x--", color="tab:red", label="stale reads (predicted)")
+    ax.set_xlabel("TTL (s)")
+    ax.set_ylabel("share of reads that were stale", color="tab:red")
+    ax.set_ylim(0, max(0.05, float(np.nanmax(t["stale_share"])) * 1.2 if len(t) else 1.0))
+    right = ax.twinx()
+    right.plot(t[ttl], t["hit_ratio"], "s-", color="tab:blue", label="hit ratio")
+    right.set_ylabel("hit ratio", color="tab:blue")
+    right.set_ylim(0, 1.02)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper left", fontsize="small")
+    return ax

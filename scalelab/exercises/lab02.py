@@ -24,7 +24,7 @@ from scalelab.exercises.live import LiveOutcome, LiveStep, format_rows
 from scalelab.exercises.number import Mistake, NumberExercise
 from scalelab.exercises.reflection import ReflectionExercise
 from scalelab.exercises.registry import register
-from scalelab.loadgen.keys import Scan, Zipf
+from scalelab.loadgen.keys import Scan
 from scalelab.service.cache_policies import EvictionPolicy, LRUPolicy, PolicyCache
 
 LAB_TITLE = "Caching: hit ratios, stampedes and staleness"
@@ -73,11 +73,28 @@ register(
 )
 
 
-# --- q2: an eviction policy that beats LRU on a scan --------------------------------------
+# --- q2: the stampede -------------------------------------------------------------------
+
+
+register(
+    ReflectionExercise(
+        "lab02.q2",
+        """The stampede: what did coalescing change, and what did it cost the waiting requests?""",
+        "Without coalescing every request that arrived while the hot key was being "
+        "recomputed went to the origin, so each expiry sent dozens of computations and "
+        "the origin's queue set the tail latency. With coalescing one computation ran "
+        "and the others waited for it: origin calls fell to about one per expiry, "
+        "though the waiting requests still paid one computation's latency; "
+        "stale-while-revalidate would hide even that.",
+    )
+)
+
+
+# --- q3: an eviction policy that beats LRU on a scan --------------------------------------
 
 
 class SolutionMRU(EvictionPolicy):
-    """The reference answer to lab02.q2: evict the most recently used key.
+    """The reference answer to lab02.q3: evict the most recently used key.
 
     Under a cyclic scan over more keys than the cache holds, the key used last
     is the one needed furthest in the future, so MRU keeps most of the cache
@@ -198,7 +215,7 @@ class CacheLiveStep(LiveStep):
 
 register(
     CodeExercise(
-        "lab02.q2",
+        "lab02.q3",
         """Write an eviction policy that beats LRU on a cyclic scan.
 
         Subclass ``scalelab.service.cache_policies.EvictionPolicy``: the cache
@@ -222,7 +239,7 @@ register(
 )
 
 
-# --- q3: a TTL for a staleness budget -----------------------------------------------------
+# --- q4: a TTL for a staleness budget -----------------------------------------------------
 
 
 def stale_share(ttl_s: float, write_rate: float) -> float:
@@ -254,7 +271,7 @@ def _ttl(c: Context) -> float:
 
 register(
     NumberExercise(
-        "lab02.q3",
+        "lab02.q4",
         """Choose the longest TTL that keeps stale reads within a budget.
 
         A hot key is read all the time and written ``write_rate`` times a second
@@ -266,7 +283,7 @@ register(
         unit="s",
         hint="a read finds the entry at an age spread evenly over [0, TTL); it is stale "
         "if a write came in that time. Average that chance over the ages, then solve.",
-        usage='check("lab02.q3", ttl_s, write_rate=..., budget=...)',
+        usage='check("lab02.q4", ttl_s, write_rate=..., budget=...)',
         mistakes=[
             Mistake(
                 lambda c: figure(c, "budget") / figure(c, "write_rate"),
@@ -282,22 +299,3 @@ register(
         example_context=lambda: {"write_rate": 0.5, "budget": 0.1},
     )
 )
-
-
-register(
-    ReflectionExercise(
-        "lab02.q4",
-        """The stampede: what did coalescing change, and what did it cost the waiting requests?""",
-        "Without coalescing every request that arrived while the hot key was being "
-        "recomputed went to the origin, so each expiry sent dozens of computations and "
-        "the origin's queue set the tail latency. With coalescing one computation ran "
-        "and the others waited for it: origin calls fell to about one per expiry, "
-        "though the waiting requests still paid one computation's latency; "
-        "stale-while-revalidate would hide even that.",
-    )
-)
-
-
-def zipf_keys(n: int, alpha: float, count: int, seed: int = 0) -> list[int]:
-    """``count`` key indices drawn from Zipf(``alpha``) over ``n`` keys (for simulations)."""
-    return Zipf(n, seed, alpha).sample(count)
