@@ -199,17 +199,25 @@ class FaultRunner:
                 self._fire(client, action, due)
 
     def _wait_first_request(self, client: httpx.Client) -> float | None:
-        """Time zero: midway between the last poll that saw no request and the first that did."""
+        """Time zero: midway between the last poll that saw no new request and the first that did.
+
+        Requests are counted from the first answer of ``/metrics``, so a service
+        that served other loads before this one is timed from this load.
+        """
+        baseline: float | None = None
         last_empty = time.time()
         while not self._stop.is_set():
             sent = time.time()
             try:
                 seen = requests_seen(client.get(f"{self.url}/metrics").text)
             except httpx.HTTPError:
-                seen = 0.0
-            if seen > 0:
-                return (last_empty + sent) / 2
-            last_empty = sent
+                seen = None
+            if seen is not None:
+                if baseline is None:
+                    baseline = seen
+                elif seen > baseline:
+                    return (last_empty + sent) / 2
+                last_empty = sent
             self._stop.wait(self.poll_s)
         return None
 
