@@ -41,18 +41,22 @@ class Figure:
     unit: str
     target: float | None
     note: str = ""
+    verdict_text: str = ""
+    """A verdict of its own, for figures whose target is not a ratio (see :func:`judged`)."""
 
     @property
     def ratio(self) -> float:
         return self.measured / self.baseline if self.baseline else float("nan")
 
     def line(self) -> str:
-        verdict = ""
+        verdict = self.verdict_text
         if self.target is not None:
             verdict = "meets target" if self.ratio >= self.target else "BELOW TARGET"
             verdict = f"target >= {self.target:g}: {verdict}"
+        digits = 4 if self.unit == "ratio" else 1
         return (
-            f"{self.name:<44} {self.measured:>10.1f} vs {self.baseline:>10.1f} {self.unit:<8}"
+            f"{self.name:<44} {self.measured:>10.{digits}f} vs {self.baseline:>10.{digits}f}"
+            f" {self.unit:<8}"
             f" ratio {self.ratio:6.2f}  {verdict} {self.note}"
         )
 
@@ -199,6 +203,194 @@ def bench_recorder(seconds: float) -> list[Figure]:
             0.95,
             f"best of 2 each, {users} users",
         ),
+    ]
+
+
+# --- caching ------------------------------------------------------------------------------
+
+
+def judged(figure: Figure, ok: bool, target: str) -> Figure:
+    """``figure`` with a verdict on a target that is not a ratio (a difference, an exact count)."""
+    figure.verdict_text = f"target {target}: {'meets target' if ok else 'MISSES TARGET'}"
+    return figure
+
+
+def _service_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of the service process itself (not its Dask workers)."""
+    import psutil
+
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
+def _metric(url: str, name: str) -> float:
+    import re
+
+    import httpx
+
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+    return float(m.group(1)) if m else float("nan")
+
+
+def bench_cache_hit(seconds: float) -> list[Figure]:
+    """The cache-hit path (one hot key, LRU) against /ping, and the service's CPU per request."""
+    import httpx
+
+    from scalelab.service.process import start_service
+
+    users = 16
+    cfg = ServiceConfig.model_validate(
+        {"cluster": {"workers": 1}, "cache": {"policy": "lru", "size": 100}}
+    )
+    ping, hit, ping_cpu, hit_cpu = [], [], [], []
+    with start_service(cfg) as service, tempfile.TemporaryDirectory() as results:
+        assert httpx.get(f"{service.url}/task/key/k0").headers["x-cache"] == "miss"
+        pid = service.child.pid
+        for _ in range(2):  # interleaved, so drift hits both alike
+            for rates, cpus, locustfile, extra in (
+                (ping, ping_cpu, "baseline.py", ["--endpoint", "ping"]),
+                (hit, hit_cpu, "caching.py", ["--keys", "1", "--dist", "uniform"]),
+            ):
+                before = _service_cpu_s(pid)
+                rps = _locust_requests(
+                    ROOT / "scenarios" / locustfile,
+                    service.url,
+                    seconds,
+                    users,
+                    [*extra, "--results-dir", results],
+                )
+                spent = _service_cpu_s(pid) - before
+                rates.append(rps)
+                cpus.append(spent / max(1.0, rps * seconds) * 1e6)
+        hits = _metric(service.url, 'scalelab_cache_hits_total{tier="local"}')
+    return [
+        Figure(
+            "cache-hit path vs /ping (one hot key)",
+            max(hit),
+            max(ping),
+            "req/s",
+            0.7,
+            f"best of 2 each, {users} users, {hits:.0f} hits in all",
+        ),
+        Figure(
+            "service CPU per cache hit vs per /ping",
+            min(hit_cpu),
+            min(ping_cpu),
+            "µs",
+            None,
+            "service process only (not its Dask workers); lowest of 2 each",
+        ),
+    ]
+
+
+def bench_che(seconds: float) -> list[Figure]:
+    """Measured LRU hit ratio under Zipf(0.8) over 1000 keys against Che's approximation."""
+    from scalelab.analysis import load_experiment
+    from scalelab.analysis.caching import che_zipf_hit_ratio, hit_ratio
+    from scalelab.experiment.runner import run_experiment
+
+    capacity, keys, alpha = 100, 1000, 0.8
+    out = Path(tempfile.mkdtemp(prefix="scalelab-bench-che-"))
+    result = run_experiment(
+        ROOT / "scenarios" / "caching_sweep.toml",
+        overrides={
+            "duration_s": seconds,
+            "warmup_s": max(5.0, seconds / 3),
+            "cooldown_s": 0,
+            "scenario.units": 0,
+            "sweep": {
+                "service.cache.policy": ["lru"],
+                "service.cache.size": [capacity],
+                "scenario.alpha": [alpha],
+            },
+        },
+        out=out,
+        progress=False,
+        report=False,
+    )
+    run = load_experiment(result.path).runs[0]
+    if run.status != "ok":
+        raise SystemExit(f"benchmark run {run.run_id} {run.status}: {result.runs[0].error}")
+    # a read that waited for the computation of its key in flight would have been a hit
+    # in a cache read one request at a time, as Che's model is
+    measured = hit_ratio(run, count_coalesced=True)
+    predicted = che_zipf_hit_ratio(capacity, keys, alpha)
+    reads = len(run.measured_requests)
+    return [
+        judged(
+            Figure(
+                "LRU hit ratio vs Che's approximation",
+                measured,
+                predicted,
+                "ratio",
+                None,
+                f"Zipf({alpha}) over {keys} keys, {capacity} entries, {reads} reads; "
+                f"difference {measured - predicted:+.4f}",
+            ),
+            abs(measured - predicted) <= 0.02,
+            "|difference| <= 0.02",
+        )
+    ]
+
+
+STAMPEDE_TTL_S = 3.0
+"""The hot key's TTL: longer than a burst takes to arrive, so one expiry is measured."""
+
+
+def _stampede_calls(url: str, concurrent: int) -> tuple[float, list[str]]:
+    """Origin computations while ``concurrent`` requests ask at once for one expired key."""
+    import httpx
+
+    async def burst() -> list[str]:
+        limits = httpx.Limits(max_connections=concurrent + 10)
+        async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+            # open every connection first, so the burst arrives at once
+            await asyncio.gather(*(client.get("/ping") for _ in range(concurrent)))
+            await client.get("/task/key/hot")
+            await asyncio.sleep(STAMPEDE_TTL_S + 0.1)  # the entry expires
+            answers = await asyncio.gather(
+                *(client.get("/task/key/hot") for _ in range(concurrent))
+            )
+            return [r.headers.get("x-cache", "") for r in answers]
+
+    before = _metric(url, "scalelab_cache_origin_calls_total")
+    kinds = asyncio.run(burst())
+    return _metric(url, "scalelab_cache_origin_calls_total") - before - 1, kinds
+
+
+def bench_stampede(seconds: float) -> list[Figure]:
+    """Origin calls for 200 concurrent requests of one expired key, coalescing on and off."""
+    import httpx
+
+    from scalelab.service.process import start_service
+
+    concurrent = 200
+    cfg = ServiceConfig.model_validate(
+        {
+            "cluster": {"workers": 1, "threads_per_worker": 4},
+            "cache": {"policy": "ttl", "ttl_s": STAMPEDE_TTL_S, "coalesce": True},
+            "origin": {"io_ms": 300.0},
+        }
+    )
+    with start_service(cfg) as service:
+        on, kinds = _stampede_calls(service.url, concurrent)
+        change = {"cache": {"coalesce": False}}
+        httpx.put(f"{service.url}/admin/config", json=change, timeout=30).raise_for_status()
+        off, _ = _stampede_calls(service.url, concurrent)
+    return [
+        judged(
+            Figure(
+                f"stampede: origin calls, {concurrent} concurrent, coalescing",
+                on,
+                off,
+                "calls",
+                None,
+                f"baseline: coalescing off; {kinds.count('coalesced')} answered coalesced",
+            ),
+            on == 1,
+            "= 1 with coalescing",
+        )
     ]
 
 
@@ -415,6 +607,9 @@ BENCHMARKS: dict[str, Callable[[float], list[Figure]]] = {
     "open_loop": bench_open_loop,
     "wrk": bench_wrk,
     "recorder_cost": bench_recorder_cost,
+    "cache_hit": bench_cache_hit,
+    "che": bench_che,
+    "stampede": bench_stampede,
 }
 
 
