@@ -35,6 +35,7 @@ __all__ = ["__version__", *sorted(_EXPORTS)]
 if TYPE_CHECKING:
     from scalelab.config import ServiceConfig, load_config
     from scalelab.errors import ConfigError, PluginError, RunError, ScaleLabError, SpecError
+    from scalelab.exercises import check
     from scalelab.experiment.runner import (
         ExperimentInterrupted,
         ExperimentResult,
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
         run_experiment,
     )
     from scalelab.experiment.spec import ExperimentSpec, load_spec
-    from scalelab.exercises import check
     from scalelab.report import write_report
 
 
