@@ -3,7 +3,9 @@
 Percentiles come from HdrHistograms, never from averaging: the ``intended`` tag
 (latency from each request's intended start, coordinated-omission corrected) gives
 ``p50_ms`` ... ``max_ms``, the ``actual`` tag gives ``actual_p50_ms`` and
-``actual_p99_ms``. When a warm-up is excluded, histograms are rebuilt from the
+``actual_p99_ms``. Runs whose responses carry ``X-Cache`` also get
+``cache_hit_ratio`` (hits over answers with the header; stale and coalesced
+answers are not hits). When a warm-up is excluded, histograms are rebuilt from the
 requests that started after it, with the same precision as ``latency.hdr``
 (requests the open loop dropped are rows, but never latencies).
 
@@ -27,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from hdrh.histogram import HdrHistogram
 
 from scalelab import hdr
+from scalelab.analysis.percentiles import hist_mean_ms
 from scalelab.loadgen.records import histogram_of
 
 if TYPE_CHECKING:
@@ -67,6 +70,7 @@ def _read_requests(path: Path, measure_from: float | None) -> dict[str, list[Any
     import pyarrow.parquet as pq
 
     wanted = ["intended_start", "start", "latency_us", "latency_intended_us", "ok", "method"]
+    wanted.append("cache")
     table = pq.read_table(path)
     present = [c for c in wanted if c in table.column_names]
     data: dict[str, list[Any]] = {c: table.column(c).to_pylist() for c in present}
@@ -83,6 +87,14 @@ def _sent(records: dict[str, list[Any]], column: str) -> list[Any]:
     if not methods:
         return values
     return [v for v, m in zip(values, methods, strict=True) if m != DROPPED_METHOD]
+
+
+def cache_hit_ratio(records: dict[str, list[Any]]) -> float | None:
+    """Share of answers with an ``X-Cache`` header that were ``hit`` (None without any)."""
+    answers = [c for c in records.get("cache") or [] if c]
+    if not answers:
+        return None
+    return sum(1 for c in answers if c == "hit") / len(answers)
 
 
 def _hist_of(values: list[Any]) -> HdrHistogram:
@@ -154,11 +166,15 @@ def compute_summary(
         for key, q in PERCENTILES.items():
             summary[key] = pct[q]
         summary["max_ms"] = intended.get_max_value() / 1000.0
-        summary["mean_ms"] = intended.get_mean_value() / 1000.0
+        summary["mean_ms"] = hist_mean_ms(intended)
     if actual is not None and actual.get_total_count():
         pct = hdr.percentiles_ms(actual, (50.0, 99.0))
         summary["actual_p50_ms"] = pct[50.0]
         summary["actual_p99_ms"] = pct[99.0]
+
+    hit_ratio = cache_hit_ratio(records or {})
+    if hit_ratio is not None:
+        summary["cache_hit_ratio"] = hit_ratio
 
     loadgen = run / "loadgen.json"
     if loadgen.is_file():

@@ -93,3 +93,12 @@ def test_loadgen_counts_and_missing_files(tmp_path: Path) -> None:
     (tmp_path / "requests.parquet").unlink()
     only_hdr = compute_summary(tmp_path)
     assert only_hdr["requests"] == 10 and only_hdr["errors"] is None
+
+
+def test_cache_hit_ratio_counts_only_answers_with_x_cache() -> None:
+    from scalelab.experiment.summary import cache_hit_ratio
+
+    assert cache_hit_ratio({"cache": ["", "", ""]}) is None
+    assert cache_hit_ratio({}) is None
+    ratio = cache_hit_ratio({"cache": ["hit", "miss", "", "stale", "coalesced", "hit"]})
+    assert ratio == 2 / 5
