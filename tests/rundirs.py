@@ -144,7 +144,8 @@ def write_run(
 
     As a real run does, the ``load_start`` event comes ``startup_s`` before the first
     request (the load generator starting), ``latency.hdr`` holds every request, and
-    summary.json leaves out those meant to start within ``warmup_s`` of ``load_start``.
+    summary.json leaves out those meant to start within ``warmup_s`` of the first request
+    (recorded as the ``measure_start`` event).
     """
     path.mkdir(parents=True, exist_ok=True)
     params = dict(params or {})
@@ -155,7 +156,8 @@ def write_run(
         "intended": histogram_of(requests["latency_intended_us"].to_numpy()),
         "actual": histogram_of(requests["latency_us"].to_numpy()),
     }
-    req = requests[requests["intended_start"] >= load_start + warmup_s]
+    measure_start = t_first_all + warmup_s
+    req = requests[requests["intended_start"] >= measure_start] if warmup_s > 0 else requests
     t_first = float(req["intended_start"].min()) if len(req) else T0
     ends = requests["start"] + requests["latency_us"] / 1e6
     t_last = float(ends.max()) if len(requests) else T0
@@ -204,12 +206,16 @@ def write_run(
         ]
         pd.concat(rows, ignore_index=True).to_parquet(path / "metrics.parquet", index=False)
     if "events" in files:
+        phases = [(load_start - 1.0, "service_ready"), (load_start, "load_start")]
+        if warmup_s > 0:
+            phases.append((measure_start, "measure_start"))
+        phases.append((load_stop, "load_stop"))
         pd.DataFrame(
             {
-                "t": [load_start - 1.0, load_start, load_stop],
-                "kind": ["phase", "phase", "phase"],
-                "name": ["service_ready", "load_start", "load_stop"],
-                "detail": ["{}", "{}", "{}"],
+                "t": [t for t, _ in phases],
+                "kind": ["phase"] * len(phases),
+                "name": [n for _, n in phases],
+                "detail": ["{}"] * len(phases),
             }
         ).to_parquet(path / "events.parquet", index=False)
     summary: dict[str, Any] = {}

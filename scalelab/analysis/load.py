@@ -238,13 +238,19 @@ class Run:
 
     @property
     def measure_from(self) -> float | None:
-        """When the measured time began (``load_start`` + warm-up), or None without a warm-up."""
+        """When the measured time began (first request + warm-up), or None without a warm-up.
+
+        The runner records it as the ``measure_start`` event; for a run without
+        that event it is computed the same way from the requests.
+        """
         if self.warmup_s <= 0:
             return None
-        start = self.event_time("load_start")
-        if start is None and len(self.requests):
-            start = float(self.requests["intended_start"].min())
-        return None if start is None else start + self.warmup_s
+        recorded = self.event_time("measure_start")
+        if recorded is not None:
+            return recorded
+        if not len(self.requests):
+            return None
+        return float(self.requests["intended_start"].min()) + self.warmup_s
 
     @property
     def measured_requests(self) -> pd.DataFrame:

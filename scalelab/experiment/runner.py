@@ -40,7 +40,7 @@ from scalelab.experiment.spec import (
     parse_spec,
     run_id,
 )
-from scalelab.experiment.summary import FIGURES, compute_summary
+from scalelab.experiment.summary import FIGURES, compute_summary, first_intended_start
 from scalelab.fileio import write_json, write_text
 
 if TYPE_CHECKING:
@@ -497,8 +497,11 @@ def _finish_run(
 
     measure_from = None
     if spec.warmup_s > 0:
-        load_start = events.time_of("load_start")
-        measure_from = load_start + spec.warmup_s if load_start else None
+        # Locust takes seconds to start, so the warm-up counts from the first request.
+        first = first_intended_start(run_dir / "requests.parquet")
+        if first is not None:
+            measure_from = first + spec.warmup_s
+            events.phase("measure_start", at=measure_from, warmup_s=spec.warmup_s)
     try:
         write_metrics(run_dir / "metrics.parquet", scraper.snapshot() if scraper else [])
     except Exception as exc:

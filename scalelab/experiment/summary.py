@@ -80,6 +80,20 @@ def _read_requests(path: Path, measure_from: float | None) -> dict[str, list[Any
     return data
 
 
+def first_intended_start(path: Path) -> float | None:
+    """The earliest intended start in a ``requests.parquet`` (None when empty or absent)."""
+    if not path.is_file():
+        return None
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    column = pq.read_table(path, columns=["intended_start"]).column("intended_start")
+    if len(column) == 0:
+        return None
+    first = pc.min(column).as_py()
+    return float(first) if first is not None else None
+
+
 def _sent(records: dict[str, list[Any]], column: str) -> list[Any]:
     """``column`` of the requests actually sent (open-loop drops have no latency)."""
     values = records.get(column) or []
@@ -200,16 +214,24 @@ def compute_summary(
 def window_figures(
     records: dict[str, list[Any]], low: float | None = None, high: float | None = None
 ) -> dict[str, Any]:
-    """``summary.json``'s figures over the requests whose intended start is in ``[low, high)``.
+    """``summary.json``'s figures over the requests whose intended start is at ``low`` or
+    later and that had their answer before ``high``.
 
-    Throughput divides by the window's span: from ``low`` (or the first intended
-    start) to ``high`` (or the last response).
+    A request still in flight at ``high`` (a fault's start) met the fault, so it
+    does not belong to the steady state before it. Throughput divides by the
+    window's span: from ``low`` (or the first intended start) to ``high`` (or the
+    last response).
     """
     intended = records.get("intended_start") or records.get("start") or []
+    ends: list[float] = []
+    if high is not None:
+        starts = records.get("start") or intended
+        latencies = records.get("latency_us") or [0] * len(starts)
+        ends = [s + lat / 1e6 for s, lat in zip(starts, latencies, strict=True)]
     rows = [
         i
         for i, t in enumerate(intended)
-        if (low is None or t >= low) and (high is None or t < high)
+        if (low is None or t >= low) and (high is None or ends[i] < high)
     ]
     out: dict[str, Any] = {"requests": len(rows)}
     if not rows:

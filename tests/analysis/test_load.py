@@ -118,10 +118,10 @@ def test_warm_up_is_left_out_as_summary_json_does(tmp_path: Path) -> None:
     req = make_requests(rate=200, duration_s=8, seed=3, latency="fixed", mean_ms=5.0)
     cold = req["intended_start"] < req["intended_start"].min() + 0.5
     req.loc[cold, ["latency_us", "latency_intended_us"]] = 400_000  # a slow, cold start
-    # load_start comes 1.5 s before the first request; the warm-up ends 0.5 s after it
-    truth = write_run(tmp_path / "r", req, startup_s=1.5, warmup_s=2.0)
+    # load_start comes 1.5 s before the first request; the warm-up counts from the first request
+    truth = write_run(tmp_path / "r", req, startup_s=1.5, warmup_s=0.5)
     run = load_run(truth.path)
-    assert run.warmup_s == 2.0
+    assert run.warmup_s == 0.5
     assert run.measure_from == pytest.approx(req["intended_start"].min() + 0.5)
     assert len(run.measured_requests) == run.summary["requests"] < len(req)
     # latency.hdr holds every request; the analysis reads the measured ones, as summary.json
