@@ -147,28 +147,61 @@ def _locust_requests(
 # --- benchmarks ---------------------------------------------------------------------------
 
 
+def _wrk_task_rps(seconds: float, connections: int, units: int, kind: str) -> float | None:
+    """Throughput of ``/task/cpu`` with executor ``kind`` under ``wrk`` (None without wrk)."""
+    import shutil
+
+    from scalelab.service.process import start_service
+
+    if shutil.which("wrk") is None:
+        print("wrk: skipped: wrk is not installed (apt-get install wrk)", flush=True)
+        return None
+    cfg = ServiceConfig.model_validate(
+        {"cluster": {"workers": 2, "threads_per_worker": 1}, "executor": {"kind": kind}}
+    )
+    with start_service(cfg) as service:
+        _wrk_rps(f"{service.url}/task/cpu?units={units}", 2, connections)  # warm-up
+        return _wrk_rps(f"{service.url}/task/cpu?units={units}", seconds, connections)
+
+
 def bench_direct_vs_raw(seconds: float) -> list[Figure]:
-    """The service's direct path through HTTP against raw Dask at the same concurrency."""
+    """The direct path against raw Dask at the same concurrency; batched against direct.
+
+    The direct path is driven twice: by Locust (the lab's own load, which shares
+    the 2 cores with the service) and by wrk (a C client, so the figure is the
+    service's own overhead). Batched against direct is taken under wrk, and under
+    Locust at 32 and 64 users:
+    in a closed loop the batch size is bounded by the users in flight.
+    """
     concurrency, units = 32, 10
     raw = asyncio.run(_raw_dask_rps(seconds, concurrency, units, workers=2))
-    http = _experiment(seconds, concurrency, units)
-    return [
+    wrk = _wrk_task_rps(seconds, concurrency, units, "direct")
+    wrk_batched = _wrk_task_rps(seconds, concurrency, units, "batched")
+    at32 = _experiment(seconds, concurrency, units)
+    at64 = _experiment(seconds, 2 * concurrency, units)
+    figures = [
         Figure(
-            "direct path vs raw Dask (32 in flight)",
-            http["direct"],
+            "direct path (Locust) vs raw Dask, 32 in flight",
+            at32["direct"],
             raw,
             "req/s",
             0.7,
             f"units={units}",
+        )
+    ]
+    if wrk is not None:
+        figures.append(
+            Figure("direct path (wrk) vs raw Dask, 32 in flight", wrk, raw, "req/s", 0.7)
+        )
+    figures += [
+        Figure(
+            "batched vs direct executor, 32 users", at32["batched"], at32["direct"], "req/s", 4.0
         ),
         Figure(
-            "batched vs direct executor (32 users)",
-            http["batched"],
-            http["direct"],
-            "req/s",
-            4.0,
+            "batched vs direct executor, 64 users", at64["batched"], at64["direct"], "req/s", 4.0
         ),
     ]
+    return figures
 
 
 def bench_recorder(seconds: float) -> list[Figure]:

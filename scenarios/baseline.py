@@ -86,4 +86,7 @@ class Baseline(ScaleLabUser):
         params = self._params
         if self._seeds is not None:
             params = {**params, "seed": self._seeds.randrange(2**31)}
-        self.client.get(self._path, params=params, name=self._name, context=ctx)
+        if params:
+            self.client.get(self._path, params=params, name=self._name, context=ctx)
+        else:  # /ping: no query string to encode
+            self.client.get(self._path, name=self._name, context=ctx)
