@@ -193,6 +193,10 @@ def bench_direct_vs_raw(seconds: float) -> list[Figure]:
         figures.append(
             Figure("direct path (wrk) vs raw Dask, 32 in flight", wrk, raw, "req/s", 0.7)
         )
+    if wrk is not None and wrk_batched is not None:
+        figures.append(
+            Figure("batched vs direct executor (wrk), 32 conns", wrk_batched, wrk, "req/s", 4.0)
+        )
     figures += [
         Figure(
             "batched vs direct executor, 32 users", at32["batched"], at32["direct"], "req/s", 4.0
