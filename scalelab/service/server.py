@@ -93,6 +93,14 @@ def serve_from_args(args: argparse.Namespace) -> int:
         # after uvicorn's default 5 s races with their reuse and shows up as errors.
         timeout_keep_alive=75,
     )
+    # Claim the port before the cluster starts: the cluster's own servers take
+    # ports the OS picks, and one of them could otherwise be this one.
+    try:
+        sock = uv_config.bind_socket()
+    except SystemExit:  # uvicorn has logged why (address in use, bad host)
+        raise ConfigError(
+            f"--host {host} --port {port}: cannot listen there; choose a free port"
+        ) from None
     server = _AnnouncingServer(uv_config, app.state.service)
     stopped_by: list[int] = []
     # uvicorn re-raises the stopping signal once it has shut down; a no-op handler
@@ -102,8 +110,9 @@ def serve_from_args(args: argparse.Namespace) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT)
     }
     try:
-        server.run()
+        server.run(sockets=[sock])
     finally:
+        sock.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         kill_descendants()

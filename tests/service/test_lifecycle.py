@@ -131,3 +131,24 @@ def test_serve_against_a_cluster_started_by_hand(tmp_path: Path) -> None:
             worker.stop(10)
         scheduler.stop(10)
     assert not group_members(worker.pid) and not group_members(scheduler.pid)
+
+
+def test_a_port_in_use_is_refused_before_the_cluster_starts() -> None:
+    """The port is claimed first, so a taken port fails fast with a message naming it."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "scalelab", "serve", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 2
+    assert f"--port {port}: cannot listen there" in result.stderr
+    assert "dask" not in result.stdout.lower()
