@@ -142,7 +142,6 @@ def test_warm_up_end_is_marked(tmp_path: Path) -> None:
     run = load_run(write_run(tmp_path / "r", req, startup_s=1.0, warmup_s=2.0).path)
     ax = plots.latency_over_time(run)
     (mark,) = [ln for ln in ax.get_lines() if ln.get_linestyle() == ":"]
-    assert mark.get_xdata()[0] == pytest.approx(
-        1.0
-    )  # 2 s after launch, 1 s after the first request
+    # time zero is the first request, and the warm-up counts from it
+    assert mark.get_xdata()[0] == pytest.approx(2.0)
     assert [t.get_text() for t in ax.texts] == ["warm-up end"]
