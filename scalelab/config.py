@@ -219,13 +219,17 @@ def load_config(path: str | Path | None) -> ServiceConfig:
     if path is None:
         return ServiceConfig()
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{p}: configuration file not found; pass an existing TOML file")
+    return parse_config(read_toml(p, "configuration", ConfigError), str(p))
+
+
+def read_toml(path: Path, what: str, error: type[Exception]) -> dict[str, Any]:
+    """Read a TOML file, raising ``error`` that names the file when it is absent or invalid."""
+    if not path.is_file():
+        raise error(f"{path}: {what} file not found; pass an existing TOML file")
     try:
-        data = tomllib.loads(p.read_text())
+        return tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
-    return parse_config(data, str(p))
+        raise error(f"{path}: not valid TOML: {exc}") from None
 
 
 def set_path(data: dict[str, Any], dotted: str, value: Any) -> None:

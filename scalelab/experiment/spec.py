@@ -18,7 +18,6 @@ from __future__ import annotations
 import copy
 import itertools
 import re
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,7 +32,7 @@ from pydantic import (
     model_validator,
 )
 
-from scalelab.config import ServiceConfig, parse_value, set_path
+from scalelab.config import ServiceConfig, parse_value, read_toml, set_path
 from scalelab.errors import ConfigError, SpecError
 from scalelab.validation import describe_validation_error
 
@@ -474,12 +473,7 @@ def load_spec(
 ) -> ExperimentSpec:
     """Read a TOML spec, apply ``key=value`` overrides, and validate it (and every sweep point)."""
     p = Path(path)
-    if not p.is_file():
-        raise SpecError(f"{p}: spec file not found; pass an existing TOML file")
-    try:
-        data = tomllib.loads(p.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"{p}: not valid TOML: {exc}") from None
+    data = read_toml(p, "spec", SpecError)
     parsed = parse_overrides(overrides)
     data = apply_overrides(data, parsed)
     source = str(p)
