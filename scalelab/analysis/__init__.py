@@ -3,9 +3,10 @@
 Load with :func:`load_run` / :func:`load_experiment`; frames per request, per
 second and per run; percentiles from merged HdrHistograms (never averaged);
 Little's law, a Universal Scalability Law fit, M/M/c (Erlang C) predictions,
-bootstrap confidence intervals and A/B comparison; for caches, hit ratios,
-latency by answer, origin load, staleness and Che's approximation of LRU
-(:mod:`scalelab.analysis.caching`).
+bootstrap confidence intervals and A/B comparison; 2^k·r factorial designs
+(effects, allocation of variation, intervals: :mod:`scalelab.analysis.factorial`);
+for caches, hit ratios, latency by answer, origin load, staleness and Che's
+approximation of LRU (:mod:`scalelab.analysis.caching`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from scalelab.analysis.caching import (
     staleness,
     zipf_popularity,
 )
+from scalelab.analysis.factorial import Effect, FactorialResult, factorial_design
 from scalelab.analysis.frames import per_second, requests_frame, runs_frame
 from scalelab.analysis.load import (
     Experiment,
@@ -54,8 +56,10 @@ from scalelab.analysis.usl import USLFit, fit_usl, usl_throughput
 
 __all__ = [
     "ABResult",
+    "Effect",
     "ErlangC",
     "Experiment",
+    "FactorialResult",
     "LittleLaw",
     "MMCComparison",
     "PercentileCI",
@@ -69,6 +73,7 @@ __all__ = [
     "che_zipf_hit_ratio",
     "compare",
     "erlang_c",
+    "factorial_design",
     "fit_usl",
     "group_percentiles",
     "histogram_arrays",
