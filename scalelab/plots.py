@@ -576,12 +576,12 @@ def factorial_effects(
     left.set_title(f"Allocation of variation of {result.response}")
     left.grid(True, axis="x", alpha=0.3)
     table = result.table().iloc[::-1]
-    y = np.arange(len(table))
+    rows = np.arange(len(table))
     est = table["estimate"].to_numpy(dtype=float)
     err = np.vstack([est - table["ci_low"].to_numpy(), table["ci_high"].to_numpy() - est])
-    right.errorbar(est, y, xerr=err, fmt="o", capsize=4)
+    right.errorbar(est, rows, xerr=err, fmt="o", capsize=4)
     right.axvline(0.0, color="grey", linestyle=":")
-    right.set_yticks(y, table["effect"].tolist())
+    right.set_yticks(rows, table["effect"].tolist())
     suffix = f" ({unit})" if unit else ""
     right.set_xlabel(f"effect q{suffix}, {result.confidence:.0%} interval")
     right.set_ylabel("effect")
