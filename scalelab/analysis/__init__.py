@@ -43,6 +43,7 @@ from scalelab.analysis.percentiles import (
     percentile_column,
     percentile_table,
 )
+from scalelab.analysis.prometheus import histogram_buckets
 from scalelab.analysis.queueing import (
     ErlangC,
     LittleLaw,
@@ -77,6 +78,7 @@ __all__ = [
     "fit_usl",
     "group_percentiles",
     "histogram_arrays",
+    "histogram_buckets",
     "hit_ratio",
     "hit_ratio_over_time",
     "is_experiment_dir",

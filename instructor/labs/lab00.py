@@ -1,0 +1,267 @@
+"""Hidden part of lab 00: expected values, wrong models, the reference executor and its tests."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from scalelab.analysis import compare
+from scalelab.exercises import Mistake, Verdict, hide
+from scalelab.exercises.context import Context
+from scalelab.service.executors import Executor, TaskResult
+from scalelab.service.workloads import run_task
+
+from ._support import figures, mean_throughput, throughput
+
+# --- q1: the bottleneck's time per request ------------------------------------------------
+
+
+def _ms_per_request(ctx: Context) -> float:
+    return 1000.0 / throughput(ctx.run("run"))
+
+
+hide(
+    "lab00.q1",
+    expected=_ms_per_request,
+    rel_tol=0.05,
+    mistakes=[
+        Mistake(
+            lambda ctx: float(figures(ctx.run("run"))["mean_ms"]),
+            "that is the latency a request sees, most of it spent waiting in line behind "
+            "the others; the question is how long the bottleneck works on each one.",
+        ),
+        Mistake(
+            lambda ctx: float(figures(ctx.run("run"))["p50_ms"]),
+            "that is the median latency, waiting included; the question is how long the "
+            "bottleneck works on each request.",
+        ),
+        Mistake(
+            lambda ctx: throughput(ctx.run("run")),
+            "that is requests per second; the question asks for time per request.",
+        ),
+    ],
+)
+
+# --- q2: predict the batched throughput ---------------------------------------------------
+
+
+def _direct_rps(ctx: Context) -> float:
+    return mean_throughput(ctx.runs("direct"))
+
+
+def _batched_prediction(ctx: Context) -> float:
+    return float(ctx.param("max_batch")) * _direct_rps(ctx)
+
+
+hide(
+    "lab00.q2",
+    expected=_batched_prediction,
+    rel_tol=0.10,
+    measured=lambda ctx: mean_throughput(ctx.runs("run")),
+    mistakes=[
+        Mistake(
+            _direct_rps,
+            "that is what the direct executor served; batching changes how many requests "
+            "share the cost that limits it.",
+        ),
+        Mistake(
+            lambda ctx: _direct_rps(ctx) / float(ctx.param("max_batch")),
+            "a batch shares one task's cost among its requests: more requests per task, not fewer.",
+        ),
+        Mistake(
+            lambda ctx: 32.0 * _direct_rps(ctx),
+            "32 users could fill a batch of 32, but max_batch caps each batch.",
+        ),
+    ],
+)
+
+# --- q3: is batching significantly faster? ------------------------------------------------
+
+
+def _intervals(ctx: Context, over: str) -> dict[str, tuple[float, float]]:
+    direct = sorted(ctx.runs("direct"), key=lambda r: r.repeat)
+    even = [r for r in direct if r.repeat % 2 == 0]
+    odd = [r for r in direct if r.repeat % 2 == 1]
+    aa = compare(even, odd, metric="throughput", over=over)
+    ab = compare(direct, ctx.runs("batched"), metric="throughput", over=over)
+    return {"A/A": (aa.ci_low, aa.ci_high), "A/B": (ab.ci_low, ab.ci_high)}
+
+
+def _close(got: tuple[float, float], want: tuple[float, float], either_sign: bool) -> bool:
+    width = max(want[1] - want[0], 1e-9)
+    tol = 0.10 * width + 1e-6 * max(abs(want[0]), abs(want[1]), 1.0)
+    candidates = [want, (-want[1], -want[0])] if either_sign else [want]
+    return any(abs(got[0] - w[0]) <= tol and abs(got[1] - w[1]) <= tol for w in candidates)
+
+
+def judge_significance(answer: dict[str, tuple[float, float]], ctx: Context) -> Verdict:
+    """Both intervals against compare() over repeats, on the runs the grader validated."""
+    truth = _intervals(ctx, "repeats")
+    wrong = [k for k in ("A/A", "A/B") if not _close(answer[k], truth[k], k == "A/A")]
+    if not wrong:
+        ab = truth["A/B"]
+        faster = "significantly faster" if ab[0] > 0 else "not significantly faster"
+        return Verdict(True, f"correct: both intervals; batching is {faster} here.")
+    try:
+        pseudo = _intervals(ctx, "requests")
+    except Exception:  # noqa: BLE001 - only a hint depends on it
+        pseudo = {}
+    if pseudo and all(_close(answer[k], pseudo[k], k == "A/A") for k in wrong):
+        return Verdict(
+            False,
+            f"{' and '.join(wrong)} treat(s) every second of a run as an independent "
+            "observation; seconds of one run share its conditions, so what replicates here?",
+        )
+    return Verdict(False, f"the {' and '.join(wrong)} interval(s) are not what your runs give.")
+
+
+hide(
+    "lab00.q3",
+    judge=judge_significance,
+    reference=lambda ctx: _intervals(ctx, "repeats"),
+)
+
+# --- q4: reflection -----------------------------------------------------------------------
+
+hide(
+    "lab00.q4",
+    model_answer=(
+        "With one user a batch never fills, so every request waits the whole max_wait_ms "
+        "for company before its task is sent: latency rose by about that wait, and "
+        "throughput gained nothing. Batching pays only when requests arrive faster than "
+        "the per-task overhead allows, which one user never does."
+    ),
+    rubric=(
+        "latency rises at low load",
+        "by up to max_wait_ms: each request waits for a batch that never fills",
+        "batching helps only when the per-task overhead is the bottleneck (high load)",
+    ),
+)
+
+# --- q5: the direct executor --------------------------------------------------------------
+
+
+class SolutionDirectExecutor(Executor):
+    """The reference answer to lab00.q5: one Dask task per request, never merged."""
+
+    async def run(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> TaskResult:
+        """Submit one task and wait for it."""
+        future = self.client.submit(run_task, fn, args, pure=False)
+        self.metrics.tasks_submitted.inc()
+        worker, value = await future
+        return TaskResult(value, worker, 1)
+
+
+class _FakeFuture:
+    """What the hidden tests' client returns: awaitable, resolved when its gate opens."""
+
+    def __init__(self, value: Any, gate: asyncio.Event | None = None) -> None:
+        self.value = value
+        self.gate = gate
+
+    def __await__(self) -> Any:
+        if self.gate is not None:
+            yield from self.gate.wait().__await__()
+        yield from asyncio.sleep(0).__await__()
+        return self.value
+
+
+class _FakeClient:
+    """An in-process stand-in for Dask's async client that merges equal pure tasks, as Dask does.
+
+    With ``gate_after=n`` no task finishes until ``n`` tasks have been submitted:
+    an executor that waits for one request before submitting the next never
+    gets there.
+    """
+
+    def __init__(self, gate_after: int = 0) -> None:
+        self.tasks: dict[object, _FakeFuture] = {}
+        self.counter = 0
+        self.gate_after = gate_after
+        self.gate: asyncio.Event | None = None
+
+    def submit(self, func: Callable[..., Any], *args: Any, pure: bool = True, **kw: Any) -> Any:
+        if self.gate_after and self.gate is None:
+            self.gate = asyncio.Event()
+        self.counter += 1
+        key: object = (func, repr(args)) if pure else self.counter
+        if key not in self.tasks:
+            self.tasks[key] = _FakeFuture(func(*args), self.gate)
+        if self.gate is not None and self.counter >= self.gate_after:
+            self.gate.set()
+        return self.tasks[key]
+
+
+def _make(cls: type, client: _FakeClient) -> Any:
+    from scalelab.config import ServiceConfig
+    from scalelab.service.metrics import ServiceMetrics
+
+    return cls(client, ServiceConfig(), ServiceMetrics())
+
+
+def _run_sync(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Run ``coro`` to completion, also from a Jupyter kernel, whose event loop is running."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def _add(a: int, b: int) -> int:
+    return a + b
+
+
+def _test_returns_result(cls: type) -> None:
+    """returns the workload's value and the worker that ran it"""
+    executor = _make(cls, _FakeClient())
+    result = _run_sync(executor.run(_add, (2, 3)))
+    assert isinstance(result, TaskResult), "run() must return a TaskResult"
+    assert result.value == 5, "the TaskResult's value is not what the workload returned"
+    assert result.worker == "local", "the TaskResult's worker is not the one run_task reported"
+    assert result.batch_size == 1, "a direct executor runs batches of one"
+
+
+def _test_one_task_per_request(cls: type) -> None:
+    """equal requests run as separate tasks"""
+    client = _FakeClient()
+    executor = _make(cls, client)
+
+    async def many() -> list[TaskResult]:
+        return list(await asyncio.gather(*(executor.run(_add, (1, 1)) for _ in range(10))))
+
+    results = _run_sync(many())
+    assert all(r.value == 2 for r in results), "some requests got a wrong value"
+    assert len(client.tasks) == 10, (
+        f"10 equal requests became {len(client.tasks)} Dask task(s); "
+        "Dask merges equal calls unless told they are not pure"
+    )
+
+
+def _test_requests_overlap(cls: type) -> None:
+    """requests in flight together are submitted together"""
+    client = _FakeClient(gate_after=4)
+    executor = _make(cls, client)
+
+    async def four() -> None:
+        await asyncio.wait_for(
+            asyncio.gather(*(executor.run(_add, (i, i)) for i in range(4))), timeout=2.0
+        )
+
+    try:
+        _run_sync(four())
+    except TimeoutError:
+        raise AssertionError(
+            "four requests in flight never got four tasks submitted: each waited for the "
+            "one before it to finish"
+        ) from None
+
+
+hide(
+    "lab00.q5",
+    solution=SolutionDirectExecutor,
+    tests=[_test_returns_result, _test_one_task_per_request, _test_requests_overlap],
+)
