@@ -143,28 +143,39 @@ hide(
 # --- q5: the direct executor --------------------------------------------------------------
 
 
-class SolutionDirectExecutor(Executor):
-    """The reference answer to lab00.q5: one Dask task per request, never merged."""
+class SolutionBoundedExecutor(Executor):
+    """The reference answer to lab00.q5: a task per request, at most max_tasks at a time."""
+
+    max_tasks = 8
+
+    def __init__(self, client: Any, config: Any, metrics: Any) -> None:
+        super().__init__(client, config, metrics)
+        self.slots = asyncio.Semaphore(self.max_tasks)
 
     async def run(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> TaskResult:
-        """Submit one task and wait for it."""
-        future = self.client.submit(run_task, fn, args, pure=False)
+        """Wait for a slot, then one task that Dask must not merge with an equal one."""
+        async with self.slots:
+            where, result = await self.client.submit(run_task, fn, args, pure=False)
         self.metrics.tasks_submitted.inc()
-        worker, value = await future
-        return TaskResult(value, worker, 1)
+        return TaskResult(result, where, 1)
 
 
 class _FakeFuture:
     """What the hidden tests' client returns: awaitable, resolved when its gate opens."""
 
-    def __init__(self, value: Any, gate: asyncio.Event | None = None) -> None:
+    def __init__(self, value: Any, gate: asyncio.Event | None, client: _FakeClient) -> None:
         self.value = value
         self.gate = gate
+        self.client = client
+        client.in_flight += 1
+        client.most = max(client.most, client.in_flight)
 
     def __await__(self) -> Any:
         if self.gate is not None:
             yield from self.gate.wait().__await__()
-        yield from asyncio.sleep(0).__await__()
+        for _ in range(3):  # let every request in flight run up to its submit
+            yield from asyncio.sleep(0).__await__()
+        self.client.in_flight -= 1
         return self.value
 
 
@@ -173,7 +184,8 @@ class _FakeClient:
 
     With ``gate_after=n`` no task finishes until ``n`` tasks have been submitted:
     an executor that waits for one request before submitting the next never
-    gets there.
+    gets there. ``in_flight`` counts tasks submitted and not yet awaited to the
+    end; ``most`` is the largest it reached.
     """
 
     def __init__(self, gate_after: int = 0) -> None:
@@ -181,6 +193,8 @@ class _FakeClient:
         self.counter = 0
         self.gate_after = gate_after
         self.gate: asyncio.Event | None = None
+        self.in_flight = 0
+        self.most = 0
 
     def submit(self, func: Callable[..., Any], *args: Any, pure: bool = True, **kw: Any) -> Any:
         if self.gate_after and self.gate is None:
@@ -188,7 +202,7 @@ class _FakeClient:
         self.counter += 1
         key: object = (func, repr(args)) if pure else self.counter
         if key not in self.tasks:
-            self.tasks[key] = _FakeFuture(func(*args), self.gate)
+            self.tasks[key] = _FakeFuture(func(*args), self.gate, self)
         if self.gate is not None and self.counter >= self.gate_after:
             self.gate.set()
         return self.tasks[key]
@@ -242,26 +256,50 @@ def _test_one_task_per_request(cls: type) -> None:
 
 
 def _test_requests_overlap(cls: type) -> None:
-    """requests in flight together are submitted together"""
-    client = _FakeClient(gate_after=4)
+    """up to max_tasks requests run side by side"""
+    bound = int(cls.max_tasks)  # type: ignore[attr-defined]
+    client = _FakeClient(gate_after=bound)
     executor = _make(cls, client)
 
-    async def four() -> None:
+    async def burst() -> None:
         await asyncio.wait_for(
-            asyncio.gather(*(executor.run(_add, (i, i)) for i in range(4))), timeout=2.0
+            asyncio.gather(*(executor.run(_add, (i, i)) for i in range(bound))), timeout=2.0
         )
 
     try:
-        _run_sync(four())
+        _run_sync(burst())
     except TimeoutError:
         raise AssertionError(
-            "four requests in flight never got four tasks submitted: each waited for the "
-            "one before it to finish"
+            f"{bound} requests in flight never got {bound} tasks submitted: some waited for "
+            "others to finish although the bound let them in"
         ) from None
+
+
+def _test_never_past_the_bound(cls: type) -> None:
+    """never more than max_tasks tasks in flight, and the rest still answered"""
+    bound = int(cls.max_tasks)  # type: ignore[attr-defined]
+    client = _FakeClient()
+    executor = _make(cls, client)
+
+    async def flood() -> list[TaskResult]:
+        return list(await asyncio.gather(*(executor.run(_add, (i, 1)) for i in range(3 * bound))))
+
+    results = _run_sync(flood())
+    assert [r.value for r in results] == [i + 1 for i in range(3 * bound)], (
+        "a flood of requests got wrong or reordered values"
+    )
+    assert client.most <= bound, (
+        f"{client.most} tasks were in flight at once; the bound is max_tasks = {bound}"
+    )
 
 
 hide(
     "lab00.q5",
-    solution=SolutionDirectExecutor,
-    tests=[_test_returns_result, _test_one_task_per_request, _test_requests_overlap],
+    solution=SolutionBoundedExecutor,
+    tests=[
+        _test_returns_result,
+        _test_one_task_per_request,
+        _test_requests_overlap,
+        _test_never_past_the_bound,
+    ],
 )

@@ -53,6 +53,10 @@ def confirm_run(answer: float, ctx: Context) -> Verdict | None:
         )
     target = float(ctx.param("che")[1])
     measured, n = _pooled_hit_ratio(runs)
+    if n == 0:
+        return Verdict(
+            False, "the run measured no reads after its warm-up; run it longer, then check again."
+        )
     band = 0.04 + 3.0 * math.sqrt(max(target * (1.0 - target), 0.0) / max(n, 1))
     text = f"The run measured a hit ratio of {measured:.3f} at {size} entries (target {target:g})."
     if not abs(measured - target) <= band:

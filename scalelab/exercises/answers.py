@@ -88,12 +88,9 @@ class Snapshot:
 
 
 def _is_run_like(value: Any) -> bool:
-    from scalelab.analysis.load import Experiment, Run
-
-    if isinstance(value, Run | Experiment):
-        return True
+    """A run or an experiment (of scalelab.analysis or the runner), without importing them."""
     cls = type(value).__name__
-    return cls in ("RunResult", "ExperimentResult") and hasattr(value, "path")
+    return cls in ("Run", "Experiment", "RunResult", "ExperimentResult") and hasattr(value, "path")
 
 
 def _class_snapshot(cls: type) -> dict[str, Any]:
@@ -116,6 +113,8 @@ def dump(value: Any) -> Any:
     """``value`` as JSON-able data (see the module's docstring for what becomes what)."""
     if value is None or isinstance(value, bool | str):
         return value
+    if value is Ellipsis or value is NotImplemented:
+        return {"__blank__": "..." if value is Ellipsis else "NotImplemented"}
     if isinstance(value, enum.Enum):
         return dump(value.value)
     if isinstance(value, int | np.integer):
@@ -177,6 +176,8 @@ def load(data: Any) -> Any:
         return [load(v) for v in data]
     if not isinstance(data, dict):
         return data
+    if "__blank__" in data:
+        return Ellipsis if data["__blank__"] == "..." else NotImplemented
     if "__float__" in data:
         return float(data["__float__"])
     if "__path__" in data:

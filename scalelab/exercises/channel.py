@@ -81,6 +81,8 @@ class Reader:
         for line in complete.splitlines():
             try:
                 raw = json.loads(line)
+                if not isinstance(raw, dict) or not {"call", "id", "answer", "context"} <= set(raw):
+                    continue  # not a call's record (a verdict someone wrote, say): ignored
                 record = Record(
                     call="predict" if raw.get("call") == "predict" else "check",
                     exercise_id=str(raw["id"]),

@@ -503,6 +503,10 @@ class Grader:
         return run
 
     def _live_runner(self, exercise: Any, answer: Any, context: Context) -> Verdict:
+        return self.live_step(exercise, answer)
+
+    def live_step(self, exercise: Any, answer: Any) -> Verdict:
+        """Run ``exercise``'s live step on ``answer``, a class loaded from its module's snapshot."""
         step: LiveStep = exercise.live
         if not self.live:
             return Verdict(False, "live steps were switched off for this grading session")
@@ -519,7 +523,7 @@ class Grader:
             mine = step.measure(
                 [path],
                 folder=folder,
-                out=self.out / "live" / self._student,
+                out=self.out / "live" / (self._student or "components"),
                 scheduler=self._scheduler(),
                 scenarios=self.scenarios,
             ).get(path)

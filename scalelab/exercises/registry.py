@@ -84,6 +84,7 @@ class Lab:
 _LABS: dict[str, Lab] = {}
 _EXERCISES: dict[str, Exercise] = {}
 _loaded: tuple[str, ...] | None = None
+_from_extra: set[str] = set()
 
 
 def lab(
@@ -124,6 +125,10 @@ def load_labs() -> None:
     for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
         if _LAB_MODULE.match(info.name):
             importlib.import_module(f"scalelab.exercises.labs.{info.name}")
+    for lab_id in _from_extra:  # labs of folders no longer listed
+        for exercise in _LABS.pop(lab_id).exercises if lab_id in _LABS else []:
+            _EXERCISES.pop(exercise.id, None)
+    _from_extra.clear()
     for folder in extra:
         root = Path(folder)
         if not root.is_dir():
@@ -135,7 +140,9 @@ def load_labs() -> None:
             assert spec is not None and spec.loader is not None
             module = importlib.util.module_from_spec(spec)
             sys.modules[name] = module
+            before = set(_LABS)
             spec.loader.exec_module(module)
+            _from_extra.update(set(_LABS) - before)
     _loaded = extra
     from scalelab.exercises import instructor
 

@@ -117,7 +117,8 @@ def closed_loop_requests(
 ) -> pd.DataFrame:
     """Requests finishing at ``throughput`` per second with latencies around ``mean_ms``."""
     rng = np.random.default_rng(seed)
-    lat = np.maximum(np.round(rng.exponential(mean_ms, int(throughput * duration_s)) * 1000), 1)
+    # Whole milliseconds: few distinct values keep the histograms quick to build.
+    lat = np.maximum(np.round(rng.exponential(mean_ms, int(throughput * duration_s))), 1) * 1000
     return make_requests(
         rate=throughput,
         duration_s=duration_s,
@@ -148,3 +149,11 @@ def cache_requests(hit_ratio: float, n: int = 3000, seed: int = 0) -> pd.DataFra
     req["name"] = pd.Series([KEYED_READ] * len(req), dtype="string")
     req["cache"] = pd.Series(np.where(hits, "hit", "miss"), dtype="string")
     return req
+
+
+def poisson_requests(rate: float, duration_s: float, mean_ms: float, seed: int = 0) -> pd.DataFrame:
+    """Poisson arrivals with exponential latencies in whole milliseconds (an M/M/inf system)."""
+    rng = np.random.default_rng(seed + 1)
+    n = int(rate * duration_s * 1.2)
+    lat = np.maximum(np.round(rng.exponential(mean_ms, n)), 1).astype(np.int64) * 1000
+    return make_requests(rate=rate, duration_s=duration_s, seed=seed, latencies_us=lat)

@@ -80,7 +80,7 @@ def _cases(r: dict[str, list[Run]]) -> list[Case]:
     ab_req = compare(direct, batched, metric="throughput", over="requests")
     both = {"direct": direct, "batched": batched}
 
-    from scalelab_instructor.lab00 import SolutionDirectExecutor
+    from scalelab_instructor.lab00 import SolutionBoundedExecutor
 
     return [
         q1("reference", "ms per request", 1000 / one.summary["throughput_rps"], "pass"),
@@ -220,7 +220,7 @@ def _cases(r: dict[str, list[Run]]) -> list[Case]:
             "lab00.q5",
             "reference",
             "solution",
-            SolutionDirectExecutor,
+            SolutionBoundedExecutor,
             {},
             P,
             "pass",
@@ -238,6 +238,7 @@ def _cases(r: dict[str, list[Run]]) -> list[Case]:
             "equal requests",
         ),
         Case("lab00.q5", "wrong model", "one at a time", LockedExecutor, {}, P, "fail", "waited"),
+        Case("lab00.q5", "wrong model", "no bound", UnboundedExecutor, {}, P, "fail", "in flight"),
         Case(
             "lab00.q5",
             "made-up context",
@@ -262,7 +263,7 @@ def _cases(r: dict[str, list[Run]]) -> list[Case]:
             "lab00.q5",
             "made-up context",
             "the instructor's class under grading",
-            SolutionDirectExecutor,
+            SolutionBoundedExecutor,
             {},
             P,
             "fail",
@@ -275,12 +276,16 @@ def _cases(r: dict[str, list[Run]]) -> list[Case]:
 class BlankExecutor(Executor):
     """As released: the body still raises."""
 
+    max_tasks = 8
+
     async def run(self, fn: Any, args: tuple[Any, ...]) -> TaskResult:
         raise NotImplementedError
 
 
 class MergingExecutor(Executor):
     """Leaves Dask to merge equal calls."""
+
+    max_tasks = 8
 
     async def run(self, fn: Any, args: tuple[Any, ...]) -> TaskResult:
         worker, value = await self.client.submit(run_task, fn, args)
@@ -289,6 +294,8 @@ class MergingExecutor(Executor):
 
 class LockedExecutor(Executor):
     """Right results, one request at a time."""
+
+    max_tasks = 8
 
     def __init__(self, *args: Any) -> None:
         import asyncio
@@ -299,6 +306,16 @@ class LockedExecutor(Executor):
     async def run(self, fn: Any, args: tuple[Any, ...]) -> TaskResult:
         async with self.lock:
             worker, value = await self.client.submit(run_task, fn, args, pure=False)
+        return TaskResult(value, worker, 1)
+
+
+class UnboundedExecutor(Executor):
+    """Right results, every request at once: the direct executor with a bound it ignores."""
+
+    max_tasks = 8
+
+    async def run(self, fn: Any, args: tuple[Any, ...]) -> TaskResult:
+        worker, value = await self.client.submit(run_task, fn, args, pure=False)
         return TaskResult(value, worker, 1)
 
 

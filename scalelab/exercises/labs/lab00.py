@@ -154,25 +154,34 @@ def _has_async_run(cls: type) -> None:
     )
 
 
+def _declares_its_bound(cls: type) -> None:
+    """declares max_tasks, a whole number of at least 1"""
+    bound = getattr(cls, "max_tasks", None)
+    assert isinstance(bound, int) and bound >= 1, "give the class max_tasks = 8"
+
+
 LAB.add(
     CodeExercise(
         "lab00.q5",
-        """Write the direct executor: one Dask task per request.
+        """Write a bounded executor: one Dask task per request, at most max_tasks at once.
 
         Subclass ``scalelab.service.executors.Executor`` and implement
-        ``async def run(self, fn, args)`` returning a ``TaskResult``. The
-        service constructs it as ``(client, config, metrics)``; ``self.client``
-        is an asynchronous Dask client, and ``run_task(fn, args)`` (in
-        ``scalelab.service.workloads``) runs the work on a worker and returns
-        ``(worker, value)``. Write the class to a file beside the notebook
-        (``%%writefile my_executor.py``). Hidden tests check what it returns and
-        how it uses Dask; then, plugged into the service under
-        ``scenarios/executor_live.toml``, it must serve at least 80 % of the
-        built-in ``direct`` executor's throughput.""",
+        ``async def run(self, fn, args)`` returning a ``TaskResult``: each
+        request runs as its own Dask task, but no more than the class's
+        ``max_tasks`` (8) tasks may be in flight at once; the requests beyond
+        wait their turn in the service, so a burst cannot flood the cluster.
+        The service constructs it as ``(client, config, metrics)``;
+        ``self.client`` is an asynchronous Dask client, and ``run_task(fn,
+        args)`` (in ``scalelab.service.workloads``) runs the work on a worker
+        and returns ``(worker, value)``. Write the class to a file beside the
+        notebook (``%%writefile my_executor.py``). Hidden tests check what it
+        returns, how it uses Dask and how many tasks it lets run; then, plugged
+        into the service under ``scenarios/executor_live.toml``, it must serve
+        at least 80 % of the built-in ``direct`` executor's throughput.""",
         points=3,
         expects="class",
         base=Executor,
-        public_tests=[_has_async_run],
+        public_tests=[_has_async_run, _declares_its_bound],
         live=LiveStep(
             field="service.executor.kind",
             spec="scenarios/executor_live.toml",
@@ -181,7 +190,8 @@ LAB.add(
             overrides={"duration_s": 3.0, "warmup_s": 1.0, "cooldown_s": 0.0},
         ),
         hint="Dask treats a function called twice with the same arguments as one task unless "
-        "told otherwise; and every request the service holds should make progress at once.",
-        usage='check("lab00.q5", MyDirectExecutor, scheduler=..., out=OUT)',
+        "told otherwise; asyncio has a primitive that lets a fixed number of coroutines in at "
+        "a time (docs.python.org, 'Synchronization Primitives').",
+        usage='check("lab00.q5", MyExecutor, scheduler=..., out=OUT)',
     )
 )

@@ -99,8 +99,6 @@ def knee_shape(answer: Any, context: Context) -> tuple[float, tuple[float, float
         raise AnswerError("expected (n_star, (low, high)): the knee and its interval")
     n_star = as_number(answer[0], "the knee N* as a number (math.inf when there is none)")
     low, high = interval(answer[1], "the knee's interval (low, high)")
-    if n_star < 1 or low < 0:
-        raise AnswerError("a knee is a concurrency of at least 1")
     if not (low <= n_star <= high or (math.isinf(n_star) and math.isinf(high))):
         raise AnswerError(f"the interval ({low:.4g}, {high:.4g}) does not hold your N*")
     levels = {run.spec.get("load", {}).get("users") for run in context.runs("run")}
