@@ -48,6 +48,8 @@ from scalelab.exercises.result import CheckResult
 
 CELL_TIMEOUT_S = 1_800
 BASELINE_MAX_AGE_S = 900.0
+MIN_LIVE_REQUESTS = 20
+"""Fewer requests than this in a live run are too few to judge a component by."""
 _STUDENT = re.compile(r"^[\w.@+-]+$")
 
 
@@ -520,18 +522,29 @@ class Grader:
         path = f"{snapshot.module}:{snapshot.qualname}"
         try:
             baseline = self._baseline(step)
-            mine = step.measure(
-                [path],
-                folder=folder,
-                out=self.out / "live" / (self._student or "components"),
-                scheduler=self._scheduler(),
-                scenarios=self.scenarios,
-            ).get(path)
+            mine = self._measure(step, path, folder)
+            if mine is not None and len(mine.measured_requests) < MIN_LIVE_REQUESTS:
+                # Too few requests to judge from: the machine, not the component, is the
+                # likelier cause. Measure once more, and say so.
+                self.progress(
+                    f"note: {self._student}: the live run of {path} recorded "
+                    f"{len(mine.measured_requests)} requests; measuring it again"
+                )
+                mine = self._measure(step, path, folder)
         except GradingError:
             raise
         except Exception as exc:  # noqa: BLE001 - the service's refusal is the feedback
             return Verdict(False, f"the service could not run it: {exc}")
         return step.judge(mine, baseline)
+
+    def _measure(self, step: LiveStep, path: str, folder: Path) -> Any:
+        return step.measure(
+            [path],
+            folder=folder,
+            out=self.out / "live" / (self._student or "components"),
+            scheduler=self._scheduler(),
+            scenarios=self.scenarios,
+        ).get(path)
 
 
 def check_ready() -> None:

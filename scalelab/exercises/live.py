@@ -258,6 +258,13 @@ class LiveStep:
                 + f" (its logs: {mine.path / 'service.log'})",
                 rows,
             )
+        if len(mine.measured_requests) == 0:
+            return Verdict(
+                False,
+                "the live run recorded no answered request: does run() return, and soon? "
+                f"(its logs: {mine.path / 'service.log'})",
+                rows,
+            )
         error_rate = float(mine.summary.get("error_rate") or 0.0)
         if error_rate > self.max_error_rate:
             return Verdict(
