@@ -199,6 +199,7 @@ def test_a_child_that_dies_fails_the_run_and_leaves_nothing(
 ) -> None:
     seen: list[psutil.Process] = []
     killed: list[int] = []
+    earlier = {p.pid for p in descendants(os.getpid())}  # e.g. a session's redis-server
 
     def kill_mid_run() -> None:
         if not _wait_for(os.getpid(), "-m locust", 90):
@@ -206,7 +207,7 @@ def test_a_child_that_dies_fails_the_run_and_leaves_nothing(
         port = _service_port(os.getpid())
         if port is None or not wait_until(lambda: _served_requests(port) >= 10, 60, 0.3):
             return
-        seen.extend(descendants(os.getpid()))
+        seen.extend(p for p in descendants(os.getpid()) if p.pid not in earlier)
         for proc in seen:
             if victim in cmdline(proc):
                 os.killpg(proc.pid, signal.SIGKILL)  # the child and its whole process group

@@ -18,7 +18,7 @@ import httpx
 import psutil
 import pytest
 
-from scalelab.config import ServiceConfig
+from scalelab.config import DEFAULT_STACK, ServiceConfig
 from scalelab.service.process import ServiceProcess, start_service
 from scalelab.service.workloads import cpu_work
 
@@ -233,31 +233,38 @@ def test_bad_put_is_refused_with_field_names(direct: ServiceProcess) -> None:
     assert get(direct, "/admin/config").json() == before
 
 
-def test_put_swaps_the_executor_while_requests_run(direct: ServiceProcess) -> None:
-    async def load() -> list[RawResponse]:
-        targets = [f"/task/cpu?units={i}" for i in range(60)]
-        return await raw_many("127.0.0.1", direct.port, targets, concurrency=30)
+def test_put_swaps_the_stack_while_requests_run(direct: ServiceProcess) -> None:
+    """A change of executor and stack lands while requests run: those in flight finish on
+    the old stack, later ones take the new one, and none fails because of the swap."""
 
-    async def swap_during_load() -> list[RawResponse]:
-        task = asyncio.ensure_future(load())
-        await asyncio.sleep(0.05)
-        response = await asyncio.to_thread(
-            put_config, direct, {"executor": {"kind": "batched", "max_wait_ms": 10.0}}
-        )
+    async def swap_during_load() -> tuple[list[RawResponse], float, float]:
+        targets = [f"/task/io?ms=100&seed={i}" for i in range(30)]
+        load = asyncio.ensure_future(raw_many("127.0.0.1", direct.port, targets, concurrency=10))
+        await asyncio.sleep(0.3)
+        asked = time.perf_counter()
+        change = {"executor": {"kind": "batched", "max_wait_ms": 10.0}, "stack": ["admission"]}
+        response = await asyncio.to_thread(put_config, direct, change)
+        answered = time.perf_counter()
         assert response.status_code == 200, response.text
-        return await task
+        return await load, asked, answered
 
     try:
-        responses = asyncio.run(swap_during_load())
-        assert [r.status for r in responses] == [200] * 60
-        assert [json.loads(r.body)["result"] for r in responses] == [cpu_work(i) for i in range(60)]
-        after = get(direct, "/task/cpu", units=2)
-        assert (
-            after.status_code == 200
-            and get(direct, "/admin/config").json()["executor"]["kind"] == "batched"
-        )
+        responses, asked, answered = asyncio.run(swap_during_load())
+        assert [r.status for r in responses] == [200] * 30
+        old = "admission,faults,cache,executor"
+        new = "admission,executor"
+        assert {r.headers["x-layers"] for r in responses} == {old, new}
+        across = [r for r in responses if r.started < asked and r.ended > answered]
+        assert across, "no request was in flight across the swap"
+        assert {r.headers["x-layers"] for r in across} == {old}  # finished where they began
+        after = [r for r in responses if r.started > answered]
+        assert after and {r.headers["x-layers"] for r in after} == {new}
+        assert {r.headers["x-batch-size"] for r in across} == {"1"}
     finally:
-        put_config(direct, {"executor": {"kind": "direct", "max_wait_ms": 5.0}})
+        put_config(
+            direct,
+            {"executor": {"kind": "direct", "max_wait_ms": 5.0}, "stack": list(DEFAULT_STACK)},
+        )
     assert get(direct, "/task/cpu", units=1).headers["x-batch-size"] == "1"
 
 
