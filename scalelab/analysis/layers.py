@@ -4,12 +4,14 @@ Every layer is measured the same way (see ``scalelab.service.stack``), so one
 function reads them all, built-in or a student's: requests in, answers out by
 status class, time spent inside the layer itself (excluding the rest of the
 stack it called), and its own outcomes (``shed``, ``hit``, ``delayed``...).
-Counters are read from ``metrics.parquet`` as their increase between the first
-and the last scrape of the run (or of a window given as Unix times).
+Counters are read from ``metrics.parquet``: their last value (they start at 0
+with the service, which starts with the run), or their increase over a window
+given as Unix times (a labelled counter that had not appeared yet counts as 0).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from scalelab.analysis.load import Run
@@ -31,16 +33,27 @@ def _increases(run: Run, window: tuple[float, float] | None) -> list[tuple[str, 
     if m.empty:
         return []
     sel = m.loc[(m["source"] == "service") & m["metric"].str.startswith(LAYER_PREFIX)]
-    if window is not None:
-        sel = sel.loc[(sel["t"] >= window[0]) & (sel["t"] <= window[1])]
     rows = []
     for (metric, labels), group in sel.groupby(["metric", "labels"], sort=True):
-        values = group.sort_values("t")["value"].to_numpy(dtype=float)
+        ordered = group.sort_values("t")
+        times = ordered["t"].to_numpy(dtype=float)
+        values = ordered["value"].to_numpy(dtype=float)
         parsed = _labels(str(labels))
         layer = parsed.pop("layer", "")
         label = next(iter(parsed.values()), "")
-        rows.append((str(metric), layer, label, float(values[-1] - values[0])))
+        if window is None:
+            increase = float(values[-1])  # the service, and its counters, started with the run
+        else:
+            increase = _value_at(times, values, window[1]) - _value_at(times, values, window[0])
+        rows.append((str(metric), layer, label, increase))
     return rows
+
+
+def _value_at(times: np.ndarray, values: np.ndarray, t: float) -> float:
+    """A counter's value at ``t``: its last scrape then, 0 before it existed (a counter with
+    labels appears at its first increment)."""
+    i = int(np.searchsorted(times, t, side="right")) - 1
+    return float(values[i]) if i >= 0 else 0.0
 
 
 def layer_counters(run: Run, window: tuple[float, float] | None = None) -> pd.DataFrame:

@@ -64,25 +64,29 @@ def test_bad_spec_starts_nothing(tmp_path: Path) -> None:
 
 
 def test_sweep_writes_the_full_layout(tmp_path: Path, no_child_leaks: None) -> None:
+    two = 'sweep.service.executor.kind=["direct", "actor"]'  # of the quickstart's three
     result = run_experiment(
-        QUICKSTART, overrides=["duration_s=3", *SMALL], out=tmp_path / "results", progress=False
+        QUICKSTART,
+        overrides=["duration_s=3", *SMALL, two],
+        out=tmp_path / "results",
+        progress=False,
     )
     assert result.status == "ok", [r.error for r in result.runs]
     exp = result.path
     assert exp.parent == tmp_path / "results" / "quickstart"
     assert (exp.parent / "latest").resolve() == exp.resolve()
     info = json.loads((exp / "experiment.json").read_text())
-    assert info["status"] == "ok" and info["runs"] == ["000-kind=direct-r0", "001-kind=batched-r0"]
+    assert info["status"] == "ok" and info["runs"] == ["000-kind=direct-r0", "001-kind=actor-r0"]
     assert [p.name for p in _run_dirs(exp)] == info["runs"]
 
     table = pd.read_parquet(exp / "runs.parquet")
-    assert list(table["service.executor.kind"]) == ["direct", "batched"]
+    assert list(table["service.executor.kind"]) == ["direct", "actor"]
     assert list(table["status"]) == ["ok", "ok"]
     assert (table["requests"] > 0).all() and (table["p99_ms"] >= table["p50_ms"]).all()
     assert len(pd.read_csv(exp / "runs.csv")) == 2
     pd.testing.assert_frame_equal(result.table(), table, check_dtype=False)
 
-    for run, kind in zip(result.runs, ("direct", "batched"), strict=True):
+    for run, kind in zip(result.runs, ("direct", "actor"), strict=True):
         for name in RUN_FILES:
             assert (run.path / name).is_file(), f"{run.run_id}: {name} missing"
         record = json.loads((run.path / "run.json").read_text())
@@ -115,9 +119,11 @@ def test_sweep_writes_the_full_layout(tmp_path: Path, no_child_leaks: None) -> N
         assert metrics["t"].between(t["service_ready"] - 1, t["service_stop"] + 1).all()
         assert metrics.loc[metrics["source"] == "service", "t"].nunique() >= 3  # one a second
 
-        # The sweep really reached the service: batches only under the batched executor.
-        biggest = int(requests["batch_size"].max())
-        assert biggest > 1 if kind == "batched" else biggest <= 1
+        # The sweep really reached the service: Dask tasks only under the direct executor.
+        submitted = metrics.loc[metrics["metric"] == "scalelab_dask_tasks_submitted_total"]
+        tasks = float(submitted["value"].max())
+        assert tasks >= summary["requests"] if kind == "direct" else tasks == 0
+        assert set(requests["batch_size"]) == {1}
 
         run_spec = tomllib.loads((run.path / "spec.toml").read_text())
         assert run_spec["service"]["executor"]["kind"] == kind and run_spec["sweep"] == {}
