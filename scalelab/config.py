@@ -41,6 +41,11 @@ class ClusterConfig(Section):
     workers: int = Field(default=2, ge=1, le=64, description="LocalCluster worker processes.")
     threads_per_worker: int = Field(default=1, ge=1, le=64)
     processes: bool = Field(default=True, description="LocalCluster workers as processes.")
+    direct_to_workers: bool = Field(
+        default=True,
+        description="Fetch results and call actors on the workers directly, not through the "
+        "scheduler (set false when only the scheduler is reachable from the service).",
+    )
 
     @field_validator("scheduler")
     @classmethod

@@ -45,7 +45,13 @@ async def start_cluster(config: ClusterConfig) -> tuple[Client, LocalCluster | N
 
     if config.scheduler:
         client = await cast(
-            Awaitable[Client], Client(config.scheduler, asynchronous=True, timeout="30s")
+            Awaitable[Client],
+            Client(
+                config.scheduler,
+                asynchronous=True,
+                timeout="30s",
+                direct_to_workers=config.direct_to_workers,
+            ),
         )
         return client, None
     with _workers_ignore_sigint():
@@ -58,7 +64,10 @@ async def start_cluster(config: ClusterConfig) -> tuple[Client, LocalCluster | N
             asynchronous=True,
         )
     try:
-        client = await cast(Awaitable[Client], Client(cluster, asynchronous=True))
+        client = await cast(
+            Awaitable[Client],
+            Client(cluster, asynchronous=True, direct_to_workers=config.direct_to_workers),
+        )
     except BaseException:
         await cast(Awaitable[None], cluster.close())
         raise
