@@ -212,6 +212,18 @@ class CacheConfig(Section):
         return self
 
 
+class LoggingConfig(Section):
+    """Structured logs (JSON lines on standard error, so in a run's ``service.log``)."""
+
+    requests: bool = Field(
+        default=True, description="One line per data-plane request, with its request id."
+    )
+    tasks: bool = Field(
+        default=True,
+        description="The request id travels with the work; one line per call on the worker.",
+    )
+
+
 class OriginConfig(Section):
     """The keyed workload behind the cache: its default cost, and failures to inject."""
 
@@ -288,6 +300,7 @@ class ServiceConfig(Section):
     faults: FaultsConfig = Field(default_factory=FaultsConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
     origin: OriginConfig = Field(default_factory=OriginConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
     @field_validator("layers")
     @classmethod

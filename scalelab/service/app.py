@@ -72,5 +72,11 @@ def create_app(
     app.include_router(control_router(state))
     for router in admin_routers(state):
         app.include_router(router)
-    app.add_middleware(HttpMetrics, metrics=state.metrics, paths=PATHS, prefixes=PREFIXES)
+    app.add_middleware(
+        HttpMetrics,
+        metrics=state.metrics,
+        paths=PATHS,
+        prefixes=PREFIXES,
+        log_requests=lambda: state.config.logging.requests,
+    )
     return app

@@ -22,10 +22,12 @@ import pandas as pd
 import psutil
 import pytest
 
+from scalelab.cli import main
 from scalelab.errors import SpecError
 from scalelab.experiment.runner import run_experiment
 from scalelab.experiment.scraper import parse_metrics
 from scalelab.experiment.spec import load_spec
+from scalelab.logs import lines_of
 from scalelab.procs import Child, wait_until
 
 from .leaks import cmdline, descendants, mentioning, still_running
@@ -63,7 +65,9 @@ def test_bad_spec_starts_nothing(tmp_path: Path) -> None:
     assert {p.pid for p in descendants(os.getpid())} <= before
 
 
-def test_sweep_writes_the_full_layout(tmp_path: Path, no_child_leaks: None) -> None:
+def test_sweep_writes_the_full_layout(
+    tmp_path: Path, no_child_leaks: None, capsys: pytest.CaptureFixture[str]
+) -> None:
     two = 'sweep.service.executor.kind=["direct", "actor"]'  # of the quickstart's three
     result = run_experiment(
         QUICKSTART,
@@ -124,6 +128,17 @@ def test_sweep_writes_the_full_layout(tmp_path: Path, no_child_leaks: None) -> N
         tasks = float(submitted["value"].max())
         assert tasks >= summary["requests"] if kind == "direct" else tasks == 0
         assert set(requests["batch_size"]) == {1}
+
+        # Every request has an id, and its id leads to its lines in the service's log: the
+        # request's own, and the task's from the worker, whichever executor ran it.
+        ids = requests["request_id"]
+        assert (ids.str.len() > 0).all() and ids.is_unique
+        middle = str(ids.iloc[len(ids) // 2])
+        events = [line["event"] for line in lines_of(run.path, middle)]
+        assert sorted(events) == ["request", "task"], events
+        assert main(["logs", str(run.path), "--slowest", "2"]) == 0
+        shown = capsys.readouterr().out
+        assert shown.count("request p") == 2 and "task" in shown
 
         run_spec = tomllib.loads((run.path / "spec.toml").read_text())
         assert run_spec["service"]["executor"]["kind"] == kind and run_spec["sweep"] == {}
