@@ -28,6 +28,12 @@ _EXPORTS: dict[str, str] = {
     "ExperimentInterrupted": "scalelab.experiment.runner",
     "write_report": "scalelab.report",
     "check": "scalelab.exercises",
+    "Layer": "scalelab.service.layer",
+    "Request": "scalelab.service.request",
+    "Response": "scalelab.service.request",
+    "Executor": "scalelab.service.executors",
+    "TaskResult": "scalelab.service.executors",
+    "EvictionPolicy": "scalelab.service.cache_policies",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
@@ -44,6 +50,10 @@ if TYPE_CHECKING:
     )
     from scalelab.experiment.spec import ExperimentSpec, load_spec
     from scalelab.report import write_report
+    from scalelab.service.cache_policies import EvictionPolicy
+    from scalelab.service.executors import Executor, TaskResult
+    from scalelab.service.layer import Layer
+    from scalelab.service.request import Request, Response
 
 
 def __getattr__(name: str) -> Any:

@@ -6,7 +6,8 @@ Little's law, a Universal Scalability Law fit, M/M/c (Erlang C) predictions,
 bootstrap confidence intervals and A/B comparison; 2^k·r factorial designs
 (effects, allocation of variation, intervals: :mod:`scalelab.analysis.factorial`);
 for caches, hit ratios, latency by answer, origin load, staleness and Che's
-approximation of LRU (:mod:`scalelab.analysis.caching`).
+approximation of LRU (:mod:`scalelab.analysis.caching`); what each layer of the
+service's stack did (:func:`layer_table`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from scalelab.analysis.caching import (
 )
 from scalelab.analysis.factorial import Effect, FactorialResult, factorial_design
 from scalelab.analysis.frames import per_second, requests_frame, runs_frame
+from scalelab.analysis.layers import layer_counters, layer_table
 from scalelab.analysis.load import (
     Experiment,
     Run,
@@ -84,6 +86,8 @@ __all__ = [
     "is_experiment_dir",
     "is_run_dir",
     "latency_by_answer",
+    "layer_counters",
+    "layer_table",
     "little_law",
     "load_experiment",
     "load_run",

@@ -165,7 +165,7 @@ class FaultSpec(_Section):
                         f"set.{key}: the cluster cannot change while the service runs; "
                         "set it in [service.cluster] instead"
                     )
-                if key not in _SERVICE_LEAVES:
+                if not _sweepable(key, _SERVICE_PATHS) or key in _SERVICE_SECTIONS:
                     raise ValueError(
                         f"set.{key} is not a service field; use a dotted path such as "
                         "'faults.error_rate', 'faults.ingress_delay_ms' or "
@@ -376,21 +376,6 @@ class ExperimentSpec(_Section):
         return tomli_w.dumps(self.to_dict())
 
 
-def _leaves(model: type[BaseModel], prefix: str = "") -> set[str]:
-    """Dotted paths of a model's value fields (not its sections)."""
-    out: set[str] = set()
-    for name, field in model.model_fields.items():
-        ann = field.annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            out |= _leaves(ann, f"{prefix}{name}.")
-        else:
-            out.add(prefix + name)
-    return out
-
-
-_SERVICE_LEAVES = _leaves(ServiceConfig)
-
-
 def field_paths(model: type[BaseModel], prefix: str = "") -> set[str]:
     """Every dotted field path of a model; a free table (a dict field) ends with ``.*``."""
     paths: set[str] = set()
@@ -406,12 +391,21 @@ def field_paths(model: type[BaseModel], prefix: str = "") -> set[str]:
 
 
 def _sweepable(key: str, known: set[str]) -> bool:
+    """A field path, or any path inside a free table (``service.layers.delay.delay_ms``)."""
     if key == "sweep" or key.startswith("sweep."):
         return False
     if key in known:
         return True
-    head, _, rest = key.rpartition(".")
-    return bool(head and rest) and f"{head}.*" in known
+    parts = key.split(".")
+    return all(parts) and any(".".join(parts[:i]) + ".*" in known for i in range(1, len(parts)))
+
+
+_SERVICE_PATHS = field_paths(ServiceConfig)
+_SERVICE_SECTIONS = {
+    name
+    for name, field in ServiceConfig.model_fields.items()
+    if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+}
 
 
 def _drop_none(data: Any) -> Any:

@@ -22,10 +22,12 @@ import pandas as pd
 import psutil
 import pytest
 
+from scalelab.cli import main
 from scalelab.errors import SpecError
 from scalelab.experiment.runner import run_experiment
 from scalelab.experiment.scraper import parse_metrics
 from scalelab.experiment.spec import load_spec
+from scalelab.logs import lines_of
 from scalelab.procs import Child, wait_until
 
 from .leaks import cmdline, descendants, mentioning, still_running
@@ -63,26 +65,32 @@ def test_bad_spec_starts_nothing(tmp_path: Path) -> None:
     assert {p.pid for p in descendants(os.getpid())} <= before
 
 
-def test_sweep_writes_the_full_layout(tmp_path: Path, no_child_leaks: None) -> None:
+def test_sweep_writes_the_full_layout(
+    tmp_path: Path, no_child_leaks: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    two = 'sweep.service.executor.kind=["direct", "actor"]'  # of the quickstart's three
     result = run_experiment(
-        QUICKSTART, overrides=["duration_s=3", *SMALL], out=tmp_path / "results", progress=False
+        QUICKSTART,
+        overrides=["duration_s=3", *SMALL, two],
+        out=tmp_path / "results",
+        progress=False,
     )
     assert result.status == "ok", [r.error for r in result.runs]
     exp = result.path
     assert exp.parent == tmp_path / "results" / "quickstart"
     assert (exp.parent / "latest").resolve() == exp.resolve()
     info = json.loads((exp / "experiment.json").read_text())
-    assert info["status"] == "ok" and info["runs"] == ["000-kind=direct-r0", "001-kind=batched-r0"]
+    assert info["status"] == "ok" and info["runs"] == ["000-kind=direct-r0", "001-kind=actor-r0"]
     assert [p.name for p in _run_dirs(exp)] == info["runs"]
 
     table = pd.read_parquet(exp / "runs.parquet")
-    assert list(table["service.executor.kind"]) == ["direct", "batched"]
+    assert list(table["service.executor.kind"]) == ["direct", "actor"]
     assert list(table["status"]) == ["ok", "ok"]
     assert (table["requests"] > 0).all() and (table["p99_ms"] >= table["p50_ms"]).all()
     assert len(pd.read_csv(exp / "runs.csv")) == 2
     pd.testing.assert_frame_equal(result.table(), table, check_dtype=False)
 
-    for run, kind in zip(result.runs, ("direct", "batched"), strict=True):
+    for run, kind in zip(result.runs, ("direct", "actor"), strict=True):
         for name in RUN_FILES:
             assert (run.path / name).is_file(), f"{run.run_id}: {name} missing"
         record = json.loads((run.path / "run.json").read_text())
@@ -115,9 +123,22 @@ def test_sweep_writes_the_full_layout(tmp_path: Path, no_child_leaks: None) -> N
         assert metrics["t"].between(t["service_ready"] - 1, t["service_stop"] + 1).all()
         assert metrics.loc[metrics["source"] == "service", "t"].nunique() >= 3  # one a second
 
-        # The sweep really reached the service: batches only under the batched executor.
-        biggest = int(requests["batch_size"].max())
-        assert biggest > 1 if kind == "batched" else biggest <= 1
+        # The sweep really reached the service: Dask tasks only under the direct executor.
+        submitted = metrics.loc[metrics["metric"] == "scalelab_dask_tasks_submitted_total"]
+        tasks = float(submitted["value"].max())
+        assert tasks >= summary["requests"] if kind == "direct" else tasks == 0
+        assert set(requests["batch_size"]) == {1}
+
+        # Every request has an id, and its id leads to its lines in the service's log: the
+        # request's own, and the task's from the worker, whichever executor ran it.
+        ids = requests["request_id"]
+        assert (ids.str.len() > 0).all() and ids.is_unique
+        middle = str(ids.iloc[len(ids) // 2])
+        events = [line["event"] for line in lines_of(run.path, middle)]
+        assert sorted(events) == ["request", "task"], events
+        assert main(["logs", str(run.path), "--slowest", "2"]) == 0
+        shown = capsys.readouterr().out
+        assert shown.count("request p") == 2 and "task" in shown
 
         run_spec = tomllib.loads((run.path / "spec.toml").read_text())
         assert run_spec["service"]["executor"]["kind"] == kind and run_spec["sweep"] == {}
@@ -199,6 +220,7 @@ def test_a_child_that_dies_fails_the_run_and_leaves_nothing(
 ) -> None:
     seen: list[psutil.Process] = []
     killed: list[int] = []
+    earlier = {p.pid for p in descendants(os.getpid())}  # e.g. a session's redis-server
 
     def kill_mid_run() -> None:
         if not _wait_for(os.getpid(), "-m locust", 90):
@@ -206,7 +228,7 @@ def test_a_child_that_dies_fails_the_run_and_leaves_nothing(
         port = _service_port(os.getpid())
         if port is None or not wait_until(lambda: _served_requests(port) >= 10, 60, 0.3):
             return
-        seen.extend(descendants(os.getpid()))
+        seen.extend(p for p in descendants(os.getpid()) if p.pid not in earlier)
         for proc in seen:
             if victim in cmdline(proc):
                 os.killpg(proc.pid, signal.SIGKILL)  # the child and its whole process group
