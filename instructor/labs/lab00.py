@@ -128,15 +128,16 @@ hide(
 hide(
     "lab00.q4",
     model_answer=(
-        "With one user a batch never fills, so every request waits the whole max_wait_ms "
-        "for company before its task is sent: latency rose by about that wait, and "
-        "throughput gained nothing. Batching pays only when requests arrive faster than "
-        "the per-task overhead allows, which one user never does."
+        "Almost nothing, whatever max_wait_ms: with one user the worker threads are never all "
+        "busy, so group commit sends each request at once as a batch of one, as direct does. A "
+        "request waits for its batch only while every thread already runs one; then the wait "
+        "costs little, because it would have queued anyway, and the next task carries many "
+        "requests for the price of one."
     ),
     rubric=(
-        "latency rises at low load",
-        "by up to max_wait_ms: each request waits for a batch that never fills",
-        "batching helps only when the per-task overhead is the bottleneck (high load)",
+        "at one user, latency about that of direct, whatever max_wait_ms",
+        "group commit: a batch leaves at once while a worker thread is free",
+        "requests gather only when every thread is busy (under load), where waiting is cheap",
     ),
 )
 

@@ -25,9 +25,9 @@ def test_import_path_of_a_module_class() -> None:
 
 
 def test_scalelab_classes_need_no_extra_path() -> None:
-    from scalelab.service.executors import DirectExecutor
+    from scalelab.service.cache_policies import LRUPolicy
 
-    assert import_path(DirectExecutor) == ("scalelab.service.executors:DirectExecutor", None)
+    assert import_path(LRUPolicy) == ("scalelab.service.cache_policies:LRUPolicy", None)
 
 
 def test_notebook_classes_are_refused_with_the_fix() -> None:

@@ -134,10 +134,12 @@ LAB.add(
 LAB.add(
     ReflectionExercise(
         "lab00.q4",
-        """Batching and latency at low load.
+        """Batching at low load.
 
         Batching raised throughput under load. What did it do to the latency
-        of a single user, and why? Two or three sentences.""",
+        of a single user, with either max_wait_ms, and why? When does a
+        request wait for its batch, and what does the wait buy then? Two or
+        three sentences.""",
         points=2,
     )
 )
