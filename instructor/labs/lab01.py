@@ -37,6 +37,13 @@ def caught_by_stall(ctx: Context) -> float:
     run = ctx.run("run")
     began, ended = stall_window(run)
     starts = run.requests["intended_start"].to_numpy(dtype=float)
+    if len(starts) == 0 or starts.max() < ended:
+        from scalelab.exercises import AnswerError
+
+        raise AnswerError(
+            f"run {run.run_id} stopped sending before its stall ended, so it cannot show "
+            "what the stall caught; run it longer (or the stall earlier)"
+        )
     return float(((starts >= began) & (starts < ended)).sum())
 
 

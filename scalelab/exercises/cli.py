@@ -66,12 +66,13 @@ def _grade(args: argparse.Namespace) -> int:
 
     from scalelab.exercises.feedback import write_all_feedback
     from scalelab.exercises.gradebook import write_gradebook
-    from scalelab.exercises.grading import Grader, check_ready
+    from scalelab.exercises.grading import Grader, check_ready, find_submissions
     from scalelab.exercises.instructor import INSTRUCTOR_ENV
 
     if args.instructor:
         os.environ[INSTRUCTOR_ENV] = str(Path(args.instructor).resolve())
     check_ready()
+    find_submissions(Path(args.submissions))  # bad input is named before anything is written
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     grader = Grader(
