@@ -189,7 +189,7 @@ LAB.add(
             spec="scenarios/executor_live.toml",
             compare_with="direct",
             outcome=ThroughputAtLeast(0.8),
-            overrides={"duration_s": 4.0, "warmup_s": 0.0, "cooldown_s": 0.0},
+            overrides={"duration_s": 3.0, "warmup_s": 0.0, "cooldown_s": 0.0},
         ),
         hint="Dask treats a function called twice with the same arguments as one task unless "
         "told otherwise; asyncio has a primitive that lets a fixed number of coroutines in at "

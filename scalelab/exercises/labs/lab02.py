@@ -108,7 +108,7 @@ LAB.add(
             spec="scenarios/caching_scan.toml",
             compare_with="lru",
             outcome=HitRatioAbove(0.2),
-            overrides={"duration_s": 4.0, "warmup_s": 0.0, "cooldown_s": 0.0},
+            overrides={"duration_s": 3.0, "warmup_s": 0.0, "cooldown_s": 0.0},
         ),
         hint="a scan and a skewed workload want opposite things from recency; what else do "
         "you know about a key than when it was last used?",
