@@ -509,9 +509,19 @@ _TIMELINE_NOTE = (
     "requests answered in each second (from their intended start). Shaded: the warm-up (grey) "
     "and each fault while it was on. Under them, from the service's and Dask's "
     "<code>/metrics</code> scraped once a second: CPU of each process, requests in the service "
-    "and Dask tasks on the workers (with Little's law λW over the measured time, dotted), and "
+    "and Dask tasks on the workers (with Little's law λW over the measured time, dashed), and "
     "Dask tasks per second.</p>"
 )
+
+
+def _runs_text(runs: int, sweep: Any, repeats: Any) -> str:
+    """``4: 2 sweep points, 2 repeats of each``."""
+    points = math.prod(len(v) for v in dict(sweep or {}).values()) if sweep else 1
+    reps = int(repeats or 1)
+    what = [f"{points} sweep points"] if points > 1 else []
+    if reps > 1:
+        what.append(f"{reps} repeats of each" if points > 1 else f"{reps} repeats")
+    return f"{runs}: {', '.join(what)}" if what else str(runs)
 
 
 def _run_meta(run: Run) -> str:
@@ -661,7 +671,7 @@ def experiment_report_html(exp: Experiment, base: Path | None = None) -> str:
         f"{html.escape(str(exp.info.get('description') or ''))}</p>",
         _meta(
             [
-                ("runs", f"{len(exp.runs)} ({exp.info.get('repeats') or 1} repeat(s) each point)"),
+                ("runs", _runs_text(len(exp.runs), sweep, exp.info.get("repeats"))),
                 ("sweep", sweep_text),
                 ("started", started),
                 ("ended", ended),

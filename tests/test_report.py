@@ -48,11 +48,26 @@ def test_run_report_is_self_contained(tmp_path: Path) -> None:
     assert out == truth.path / "report.html"
     text = out.read_text()
     _assert_self_contained(text)
-    assert text.count("data:image/png;base64,") == 3  # percentiles, throughput, latency over time
+    assert text.count("data:image/png;base64,") == 2  # percentiles, and the timeline
     run = load_run(truth.path)
-    for needle in ("000-r0", "users", f"{run.summary['p99_ms']:.2f}", "Little", "Errors", "500"):
+    for needle in ("000-r0", "concurrent users", f"{run.summary['p99_ms']:.2f}", "Little", "500"):
         assert needle in text
+    assert "<h2>Errors</h2>" in text
+    for raw in ("throughput_rps", "p99_ms", "p999_ms", "mean_ms", "error_rate"):
+        assert raw not in text, f"a raw column name in the report: {raw}"
     _no_temp_files(truth.path)
+
+
+def test_report_links_what_the_run_directory_holds(tmp_path: Path) -> None:
+    truth = write_run(tmp_path / "exp" / "000-r0", make_requests(rate=50, duration_s=2, seed=2))
+    (truth.path / "locust").mkdir()
+    (truth.path / "locust" / "report.html").write_text("<html></html>")
+    (truth.path / "dask-report.html").write_text("<html></html>")
+    text = write_report(truth.path).read_text()
+    assert 'href="locust/report.html"' in text and 'href="dask-report.html"' in text
+    assert "service.log" not in text  # not there, so not linked
+    elsewhere = write_report(truth.path, tmp_path / "out" / "r.html").read_text()
+    assert 'href="../exp/000-r0/dask-report.html"' in elsewhere  # relative to the report
 
 
 def test_experiment_report_compares_runs(experiment_root: Path, tmp_path: Path) -> None:
