@@ -515,13 +515,11 @@ _TIMELINE_NOTE = (
 
 
 def _runs_text(runs: int, sweep: Any, repeats: Any) -> str:
-    """``4: 2 sweep points, 2 repeats of each``."""
+    """``4 (2 sweep points × 2 repeats)``."""
     points = math.prod(len(v) for v in dict(sweep or {}).values()) if sweep else 1
     reps = int(repeats or 1)
-    what = [f"{points} sweep points"] if points > 1 else []
-    if reps > 1:
-        what.append(f"{reps} repeats of each" if points > 1 else f"{reps} repeats")
-    return f"{runs}: {', '.join(what)}" if what else str(runs)
+    what = [f"{points} sweep points"] * (points > 1) + [f"{reps} repeats"] * (reps > 1)
+    return f"{runs} ({' × '.join(what)})" if what else str(runs)
 
 
 def _run_meta(run: Run) -> str:

@@ -173,6 +173,7 @@ def test_categorical_sweep_is_bars_with_the_repeats_spread(kinds: Experiment) ->
     assert p99.get_ylabel() == "p99 latency (ms)" and p99.get_title() == "p99 latency"
     assert tput.get_ylabel() == "throughput (requests/s)"
     assert errors.get_ylabel() == "errors (% of requests)"
+
     def bars(ax: Axes) -> list[float]:
         """Bar heights in the order of the x axis."""
         at = {round(b.get_x() + b.get_width() / 2): b.get_height() for b in ax.patches}

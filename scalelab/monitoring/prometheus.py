@@ -292,9 +292,9 @@ class PrometheusServer:
 def open_data(data_dir: str | Path, port: int | None = None) -> PrometheusServer:
     """Start Prometheus on a run's stored data (no scraping), ready to be queried."""
     path = Path(data_dir)
-    if path.is_dir() and (path / "prometheus" / "data").is_dir():
+    if (path / "prometheus" / "data").is_dir():
         path = path / "prometheus" / "data"  # a run directory was given
-    if not path.is_dir():
+    if not (path / "wal").is_dir():  # every Prometheus TSDB has its write-ahead log
         raise ScaleLabError(
             f"{data_dir}: no Prometheus data here; give a run directory of a run whose spec "
             "had [monitoring] prometheus = true, or its prometheus/data folder"
