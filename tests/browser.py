@@ -205,7 +205,7 @@ def inspect_page(
     width: int = 1280,
     height: int = 900,
     binary: str | None = None,
-    settle_s: float = 0.5,
+    settle_s: float = 0.2,
 ) -> PageReport:
     """Load ``url`` in headless Chromium and report its problems; save a full-page PNG."""
     chromium = binary or chromium_binary()

@@ -181,6 +181,15 @@ class PrometheusServer:
             "--log.level=warn",
         ]
         self.child = Child(args, name="prometheus", log_path=self.log_path)
+        try:
+            self._wait_ready(timeout_s)
+        except BaseException:  # a failed start, or Ctrl-C while it starts, ends the process
+            self.stop()
+            raise
+        return self
+
+    def _wait_ready(self, timeout_s: float) -> None:
+        assert self.child is not None
         deadline = time.monotonic() + timeout_s
         last = "no answer yet"
         with httpx.Client(timeout=2.0) as client:
@@ -188,7 +197,6 @@ class PrometheusServer:
                 code = self.child.poll()
                 if code is not None:
                     tail = self.child.log_tail(15)
-                    self.stop()
                     raise RunError(
                         f"prometheus exited with status {code} at start; "
                         f"its log ({self.log_path}) ends with:\n{tail}"
@@ -196,13 +204,12 @@ class PrometheusServer:
                 try:
                     response = client.get(f"{self.url}/-/ready")
                     if response.status_code == 200:
-                        return self
+                        return
                     last = f"{response.status_code} {response.text[:200]}"
                 except httpx.HTTPError as exc:
                     last = f"{type(exc).__name__}: {exc}"
                 if time.monotonic() > deadline:
                     tail = self.child.log_tail(15)
-                    self.stop()
                     raise RunError(
                         f"prometheus at {self.url} was not ready within {timeout_s:g} s "
                         f"(last /-/ready: {last}); its log ends with:\n{tail}"

@@ -77,17 +77,20 @@ class RunMonitoring:
 
         folder = self.run_dir / PROMETHEUS_DIR
         config = write_config(folder, self.spec.scrape_interval_s)
-        self.prometheus = PrometheusServer(folder / "data", config).start()
-        started = events.add("note", "prometheus_start", url=self.prometheus.url)
-        self._record["prometheus"] = {
+        # Known before it starts, so that an interrupted start is still stopped and recorded.
+        self.prometheus = PrometheusServer(folder / "data", config)
+        record: dict[str, Any] = {
             "url": self.prometheus.url,
             "config": f"{PROMETHEUS_DIR}/prometheus.yml",
             "data": f"{PROMETHEUS_DIR}/data",
             "scrape_interval_s": self.spec.scrape_interval_s,
-            "started": started,
+            "started": None,
             "scraping": None,
             "stopped": None,
         }
+        self._record["prometheus"] = record
+        self.prometheus.start()
+        record["started"] = events.add("note", "prometheus_start", url=self.prometheus.url)
 
     def start(self, service_url: str, health: dict[str, Any], events: EventLog) -> None:
         """Once the service is healthy: give Prometheus its targets and wait until it scrapes

@@ -43,7 +43,10 @@ def test_run_json_says_where_to_watch_while_running_and_what_was_kept(
     run_dir = _run(monitored)
     (live,) = monitored.seen_running
     assert live["dashboard_link"].startswith("http://") and live["scheduler"].startswith("tcp://")
-    assert live["monitoring"]["prometheus"]["url"].startswith("http://127.0.0.1:")
+    prometheus = live["monitoring"]["prometheus"]["url"]
+    assert prometheus.startswith("http://127.0.0.1:")
+    # and `scalelab run` prints them as the run starts
+    assert f"Dask dashboard {live['dashboard_link']}, Prometheus {prometheus}" in monitored.printed
     record = json.loads((run_dir / "run.json").read_text())
     assert record["status"] == "ok" and record["problems"] == []
     assert record["dashboard_link"] == live["dashboard_link"]

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from experiment.leaks import mentioning
+from experiment.leaks import cmdline, descendants, mentioning
 
 from scalelab.experiment.runner import run_experiment
 from scalelab.monitoring.prometheus import open_data
@@ -62,16 +62,13 @@ def test_ctrl_c_stops_prometheus_and_its_data_opens_again(tmp_path: Path) -> Non
     args = [sys.executable, "-m", "scalelab", "run", str(QUICKSTART), "--out", str(out)]
     for item in ["duration_s=30", *SMALL]:
         args += ["--set", item]
-    args += ["--no-report"]
-    log = tmp_path / "run.log"
-    child = Child(args, name="scalelab run", log_path=log)
+    args += ["--no-report", "--quiet"]
+    child = Child(args, name="scalelab run", log_path=tmp_path / "run.log")
     try:
-        # `scalelab run` prints where to watch once Prometheus scrapes every target
-        assert wait_until(lambda: "Prometheus http://" in log.read_text(), 90, 0.2), (
-            child.log_tail()
-        )
-        line = next(x for x in log.read_text().splitlines() if "Prometheus http://" in x)
-        assert "Dask dashboard http://" in line and "service http://" in line
+        # Interrupt once Prometheus has opened its data (the service is still starting).
+        opened = wait_until(lambda: any(out.glob("*/*/*/prometheus/data/wal")), 90, 0.1)
+        assert opened, child.log_tail()
+        assert any("prometheus" in cmdline(p) for p in descendants(child.pid))
         os.kill(child.pid, signal.SIGINT)
         code = child.wait(60)
     finally:
@@ -82,10 +79,5 @@ def test_ctrl_c_stops_prometheus_and_its_data_opens_again(tmp_path: Path) -> Non
     record = json.loads((run_dir / "run.json").read_text())
     assert record["status"] == "interrupted"
     assert record["monitoring"]["prometheus"]["stopped"] is not None
-    with open_data(run_dir) as server:
-        up = server.query("up", at=record["monitoring"]["prometheus"]["scraping"] + 0.5)
-    assert {r["metric"]["job"] for r in up} == {
-        "scalelab-service",
-        "dask-scheduler",
-        "dask-worker",
-    }
+    with open_data(run_dir) as server:  # closed cleanly: a new server opens the data
+        assert server.query("up") == []  # interrupted before it was given targets

@@ -9,6 +9,8 @@ tests/experiment/test_run_integration.py.)
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import threading
 import time
@@ -72,6 +74,8 @@ class Monitored:
     result: ExperimentResult
     out: Path
     seen_running: list[dict[str, Any]] = field(default_factory=list)
+    printed: str = ""
+    """What ``run_experiment`` printed (as ``scalelab run`` does) besides its progress bar."""
 
 
 def _watch(out: Path, stop: threading.Event, seen: list[dict[str, Any]]) -> None:
@@ -97,10 +101,12 @@ def run_watched(root: Path) -> Monitored:
     stop = threading.Event()
     watcher = threading.Thread(target=_watch, args=(out, stop, seen), daemon=True)
     watcher.start()
+    printed = io.StringIO()
     try:
-        result = run_experiment(spec, out=out, progress=False)
+        with contextlib.redirect_stdout(printed):  # the progress bar itself goes to stderr
+            result = run_experiment(spec, out=out, progress=True)
     finally:
         stop.set()
         watcher.join(5)
     assert result.status == "ok", [(r.run_id, r.error) for r in result.runs]
-    return Monitored(result, out, seen)
+    return Monitored(result, out, seen, printed.getvalue())
