@@ -242,12 +242,16 @@ class PrometheusServer:
             out.setdefault(job, []).append(str(target.get("health")))
         return out
 
-    def wait_for_scrapes(self, jobs: dict[str, int], timeout_s: float) -> list[str]:
-        """Wait until each job has at least ``jobs[job]`` targets scraped successfully.
+    def wait_for_scrapes(
+        self, jobs: dict[str, int], timeout_s: float
+    ) -> tuple[list[str], dict[str, list[str]]]:
+        """Wait until each job has at least ``jobs[job]`` targets Prometheus has scraped.
 
         Prometheus applies new targets in steps of about 5 s, so a target is
-        first scraped seconds after it was written. Returns what is still
-        missing when ``timeout_s`` runs out (empty when all are up).
+        first scraped seconds after it was written. A scrape that failed
+        (``down``, e.g. too slow on a busy machine) still counts: Prometheus is
+        scraping it. Returns what is still missing when ``timeout_s`` runs out
+        (empty when none) and the targets' health by job.
         """
         deadline = time.monotonic() + timeout_s
         while True:
@@ -257,12 +261,12 @@ class PrometheusServer:
                 health, missing = {}, [f"targets API: {exc}"]
             else:
                 missing = [
-                    f"{job}: {sum(h == 'up' for h in health.get(job, []))} of {want} up"
+                    f"{job}: {sum(h != 'unknown' for h in health.get(job, []))} of {want} scraped"
                     for job, want in jobs.items()
-                    if sum(h == "up" for h in health.get(job, [])) < want
+                    if sum(h != "unknown" for h in health.get(job, [])) < want
                 ]
             if not missing or time.monotonic() > deadline:
-                return missing
+                return missing, health
             time.sleep(0.2)
 
     def _api(self, path: str, params: dict[str, Any]) -> Any:

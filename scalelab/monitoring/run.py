@@ -128,8 +128,8 @@ class RunMonitoring:
             self.discovery = WorkerDiscovery(scheduler_metrics, folder, self.labels).start()
             want[SCHEDULER_JOB] = 1
             want[WORKER_JOB] = max(1, len(self.discovery.workers))
-        missing = self.prometheus.wait_for_scrapes(want, SCRAPE_WAIT_S)
-        scraping = events.add("note", "prometheus_scraping", missing=missing)
+        missing, health = self.prometheus.wait_for_scrapes(want, SCRAPE_WAIT_S)
+        scraping = events.add("note", "prometheus_scraping", missing=missing, health=health)
         record = self._record["prometheus"]
         record.update(jobs=list(want), scraping=scraping)
         if missing:
