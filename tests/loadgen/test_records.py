@@ -46,6 +46,7 @@ EXPECTED_COLUMNS = {
     "version": pa.int64(),
     "age_ms": pa.float64(),
     "stale_ms": pa.float64(),
+    "rows": pa.int64(),
 }
 
 
@@ -243,3 +244,13 @@ def test_keyed_headers_fill_the_nullable_columns() -> None:
         3.25,
     )
     assert plain["version"] is None and plain["age_ms"] is None and plain["stale_ms"] is None
+
+
+def test_partition_and_rows_scanned_headers_fill_their_columns() -> None:
+    log = RequestLog()
+    headers = {"X-Partition": "0,3", "X-Rows-Scanned": "1250", "X-Worker": "tcp://a:1"}
+    log.on_request("GET", "/data/range", 1.0, 10, response=Answer(200, headers), start_time=1.0)
+    log.on_request("GET", "/ping", 1.0, 10, response=Answer(200), start_time=2.0)
+    data, plain = log.table().to_pylist()
+    assert (data["partition"], data["rows"], data["worker"]) == ("0,3", 1250, "tcp://a:1")
+    assert plain["partition"] == "" and plain["rows"] is None
