@@ -201,6 +201,14 @@ def _finish_groups(partials: list[dict[Any, list[float]]]) -> dict[Any, list[flo
     return out
 
 
+def _ordered(groups: dict[Any, list[float]]) -> list[Any]:
+    """Group keys in their natural order (numbers as numbers)."""
+    try:
+        return sorted(groups)
+    except TypeError:  # mixed types: order by text
+        return sorted(groups, key=str)
+
+
 def merge(query: Query, values: list[Any]) -> dict[str, Any]:
     """The answer to ``query`` from the partial values of the partitions it touched."""
     if isinstance(query, Lookup):
@@ -220,7 +228,7 @@ def merge(query: Query, values: list[Any]) -> dict[str, Any]:
         groups = _finish_groups(values)
         index = {"count": 0, "sum": 1, "min": 2, "max": 3}
         out = []
-        for group in sorted(groups, key=str):
+        for group in _ordered(groups):
             count, total, low, high = groups[group]
             if query.agg == "mean":
                 figure = total / count if count else None
@@ -235,7 +243,7 @@ def merge(query: Query, values: list[Any]) -> dict[str, Any]:
         return {
             "groups": [
                 {query.by: g, "orders": int(groups[g][0]), "amount": round(groups[g][1], 2)}
-                for g in sorted(groups, key=str)
+                for g in _ordered(groups)
             ]
         }
     return {"inserted": sum(int(v["inserted"]) for v in values)}

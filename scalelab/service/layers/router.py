@@ -334,7 +334,7 @@ class Router(Layer):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the watcher never takes the service down
-                log.warning("router watcher: %r", exc)
+                log.warning("router watcher: %r", exc, exc_info=True)
 
     async def _account_transfers(self) -> None:
         pset = self.current
