@@ -117,12 +117,13 @@ def copy_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def transfers_since(
-    since: float, dask_worker: Any = None
+    cursors: dict[str, float], dask_worker: Any = None
 ) -> list[tuple[float, str, dict[str, int]]]:
-    """Transfers this worker received after ``since`` (its clock): ``(stop, from, {key: bytes})``,
-    from Dask's own log of incoming transfers (run with ``client.run``)."""
+    """Transfers this worker received since its cursor (its own clock): ``(stop, from, {key:
+    bytes})``, from Dask's own log of incoming transfers (run with ``client.run``)."""
     if dask_worker is None:
         return []
+    since = float(cursors.get(str(dask_worker.address), 0.0))
     return [
         (float(e["stop"]), str(e["who"]), {str(k): int(v or 0) for k, v in e["keys"].items()})
         for e in list(dask_worker.transfer_incoming_log)

@@ -13,6 +13,9 @@ from scalelab.data.hashing import mix64
 from scalelab.data.queries import GroupBy, Insert, Join, Lookup, Range, merge, run_frame_query
 from scalelab.data.sqlite_db import Database, check_ddl, index_statements
 
+from .truth import assert_same
+from .truth import truth as whole_table
+
 SPEC = DatasetSpec(rows=4_000, customers=150, skew="zipf", seed=2)
 ORDERS = generate_orders(SPEC)
 CUSTOMERS = generate_customers(SPEC)
@@ -36,58 +39,15 @@ QUERIES = [
 ]
 
 
-def truth(query) -> dict:
-    """The query on the whole table, the obvious way."""
-    o = ORDERS
-    if isinstance(query, Lookup):
-        rows = o.loc[o[query.column] == query.value].sort_values("order_id")
-        return {"count": len(rows), "rows": rows.head(query.limit).to_dict("records")}
-    if isinstance(query, Range):
-        rows = o.loc[o[query.column].between(query.low, query.high)]
-        rows = rows.sort_values([query.column, "order_id"])
-        return {
-            "count": len(rows),
-            "amount_sum": round(float(rows["amount"].sum()), 2),
-            "rows": rows.head(query.limit).to_dict("records"),
-        }
-    lo = query.ts_low if query.ts_low is not None else -(2**62)
-    hi = query.ts_high if query.ts_high is not None else 2**62
-    rows = o.loc[o["ts"].between(lo, hi)]
-    if isinstance(query, GroupBy):
-        agg = rows.groupby(query.by)[query.column].agg(query.agg)
-        return {"groups": [{query.by: k, query.agg: v} for k, v in agg.items()]}
-    if query.customer is not None:
-        rows = rows.loc[rows["customer_id"] == query.customer]
-    joined = rows.merge(CUSTOMERS, on="customer_id")
-    grouped = joined.groupby(query.by)["amount"].agg(["count", "sum"])
-    return {
-        "groups": [
-            {query.by: k, "orders": int(r["count"]), "amount": round(r["sum"], 2)}
-            for k, r in grouped.iterrows()
-        ]
-    }
-
-
-def same(a: dict, b: dict) -> None:
-    assert a.keys() == b.keys()
-    for key in a:
-        if key == "groups":
-            assert len(a[key]) == len(b[key])
-            for x, y in zip(a[key], b[key], strict=True):
-                assert {k: (round(v, 6) if isinstance(v, float) else v) for k, v in x.items()} == {
-                    k: (round(v, 6) if isinstance(v, float) else v) for k, v in y.items()
-                }
-        elif key == "amount_sum":
-            assert a[key] == pytest.approx(b[key], abs=0.011)
-        else:
-            assert a[key] == b[key], key
+def truth(query):
+    return whole_table(query, ORDERS, CUSTOMERS)
 
 
 @pytest.mark.parametrize("query", QUERIES, ids=lambda q: type(q).__name__)
 def test_memory_partitions_sorted_or_not_answer_as_the_whole_table(query) -> None:
     for frames, sorted_by in ((SORTED, "customer_id"), (UNSORTED, None)):
         parts = [run_frame_query(f, query, sorted_by, CUSTOMERS) for f in frames]
-        same(merge(query, [p.value for p in parts]), truth(query))
+        assert_same(merge(query, [p.value for p in parts]), truth(query))
 
 
 def test_a_sorted_partition_scans_only_the_rows_it_finds() -> None:
@@ -109,7 +69,7 @@ def databases() -> dict[str, list[Database]]:
 @pytest.mark.parametrize("query", QUERIES, ids=lambda q: type(q).__name__)
 def test_sqlite_partitions_answer_as_the_whole_table(databases, query) -> None:
     for dbs in databases.values():
-        same(merge(query, [db.query(query, False).value for db in dbs]), truth(query))
+        assert_same(merge(query, [db.query(query, False).value for db in dbs]), truth(query))
 
 
 def test_the_plan_shows_the_index_and_rows_scanned_follow_it(databases) -> None:
