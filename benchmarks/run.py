@@ -653,6 +653,10 @@ BENCHMARKS: dict[str, Callable[[float], list[Figure]]] = {
     "stampede": bench_stampede,
 }
 
+from benchmarks.partitioning import BENCHMARKS as PARTITIONING  # noqa: E402
+
+BENCHMARKS.update(PARTITIONING)  # pruning, keys_moved, hot_split, index
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
