@@ -97,3 +97,10 @@ def test_a_partitioner_of_your_own_loads_by_module_and_class_with_its_parameters
     wrong = make_partitioner("tests.data.custom_partitioner:OutOfRange", 3, {})
     with pytest.raises(PluginError, match=r"put a key in partition 3; partitions are 0 \.\. 2"):
         check_assignment(wrong.partition_many(np.arange(5)), 3, "OutOfRange")
+
+
+def test_the_seams_are_in_the_public_api() -> None:
+    import scalelab
+    from scalelab.data.partitioners import Partitioner
+
+    assert scalelab.Partitioner is Partitioner and scalelab.HashRing is HashRing
