@@ -93,6 +93,8 @@ class MoveStats:
     rows_moved: int = 0
     bytes_moved: int = 0
     seconds: float = 0.0
+    partition: int | None = None
+    """The partition split or replicated (None for a whole layout)."""
     at: float = field(default_factory=time.time)
 
     @property

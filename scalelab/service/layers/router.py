@@ -390,7 +390,7 @@ class Router(Layer):
             started = time.perf_counter()
             added = await add_replicas(client, pset, partition, workers, hot.ways)
             part = pset.partitions[partition]
-            stats = MoveStats("replicate", len(pset), len(pset))
+            stats = MoveStats("replicate", len(pset), len(pset), partition=partition)
             stats.bytes_moved = part.bytes * added
             stats.seconds = time.perf_counter() - started
             m = self.metrics
@@ -413,4 +413,5 @@ class Router(Layer):
             generation=self._generation,
         )
         new.replicated = set(pset.replicated)
+        stats.partition = partition
         self._install(new, stats)
