@@ -213,6 +213,18 @@ class CacheConfig(Section):
         return self
 
 
+class LoggingConfig(Section):
+    """Structured logs (JSON lines on standard error, so in a run's ``service.log``)."""
+
+    requests: bool = Field(
+        default=True, description="One line per data-plane request, with its request id."
+    )
+    tasks: bool = Field(
+        default=True,
+        description="The request id travels with the work; one line per call on the worker.",
+    )
+
+
 class OriginConfig(Section):
     """The keyed workload behind the cache: its default cost, and failures to inject."""
 
@@ -289,6 +301,7 @@ class ServiceConfig(Section):
     faults: FaultsConfig = Field(default_factory=FaultsConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
     origin: OriginConfig = Field(default_factory=OriginConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
     router: RouterConfig = Field(
         default_factory=RouterConfig,
         description="The router layer: partitioned data, its engine and placement (see "

@@ -44,6 +44,7 @@ SCHEMA = pa.schema(
         ("version", pa.int64()),
         ("age_ms", pa.float64()),
         ("stale_ms", pa.float64()),
+        ("request_id", pa.string()),
         ("rows", pa.int64()),
     ]
 )
@@ -72,6 +73,7 @@ _HEADER_NAMES = (
     "x-version",
     "x-age-ms",
     "x-stale-ms",
+    "x-request-id",
     "x-rows-scanned",
 )
 
@@ -172,6 +174,7 @@ class RequestLog:
         self.version: list[int | None] = []
         self.age_ms: list[float | None] = []
         self.stale_ms: list[float | None] = []
+        self.request_id: list[str] = []
         self.rows: list[int | None] = []
         self.dropped_rows: set[int] = set()
 
@@ -221,7 +224,7 @@ class RequestLog:
             self.status.append(getattr(response, "status_code", 0) or 0)
             headers = getattr(response, "headers", None)
         if headers:
-            worker, batch, cache, partition, attempts, version, age, stale, rows = _reader_for(
+            worker, batch, cache, partition, attempts, version, age, stale, rid, rows = _reader_for(
                 headers
             )(headers)
             self.worker.append(worker)
@@ -232,6 +235,7 @@ class RequestLog:
             self.version.append(_int_or_none(version) if version else None)
             self.age_ms.append(_float_or_none(age) if age else None)
             self.stale_ms.append(_float_or_none(stale) if stale else None)
+            self.request_id.append(rid)
             self.rows.append(_int_or_none(rows) if rows else None)
         else:
             self.worker.append("")
@@ -242,6 +246,7 @@ class RequestLog:
             self.version.append(None)
             self.age_ms.append(None)
             self.stale_ms.append(None)
+            self.request_id.append("")
             self.rows.append(None)
 
     def _sent(self, column: list[Any]) -> list[Any]:
@@ -274,6 +279,7 @@ class RequestLog:
             pa.array(self.version, pa.int64()),
             pa.array(self.age_ms, pa.float64()),
             pa.array(self.stale_ms, pa.float64()),
+            pa.array(self.request_id, pa.string()),
             pa.array(self.rows, pa.int64()),
         ]
         return pa.Table.from_arrays(arrays, schema=SCHEMA)

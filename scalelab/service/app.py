@@ -86,5 +86,6 @@ def create_app(
         metrics=state.metrics,
         paths=PATHS | DATA_PATHS,
         prefixes=(*PREFIXES, *DATA_PREFIXES),
+        log_requests=lambda: state.config.logging.requests,
     )
     return app

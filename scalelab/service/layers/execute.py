@@ -4,9 +4,12 @@ The work is a workload call run on the Dask cluster by the executor that
 ``executor.kind`` names (:mod:`scalelab.service.executors`), a coroutine run
 in the service itself (``request.local``), or nothing at all (``/ping``).
 The response carries ``X-Worker`` (the Dask worker that ran the work, or
-``local``) and ``X-Batch-Size`` (requests in its Dask task). Work the request
-pins to workers (``request.workers``) goes to the executor's optional
-``run_at(fn, args, workers)``.
+            if request.request_id and self.context.config().logging.tasks:
+                fn = Traced(fn, request.request_id)
+            if request.workers:
+                result = await self._run_at(fn, args, request.workers)
+            else:
+                result = await self.executor.run(fn, args)
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 from scalelab.config import ExecutorConfig
 from scalelab.service.executors import make_executor
 from scalelab.service.layer import Layer, LayerContext
+from scalelab.service.logs import Traced
 from scalelab.service.request import Next, NotReady, Request, Response
 
 PONG = {"pong": True}
@@ -45,6 +49,8 @@ class ExecutorLayer(Layer):
         """Run the work: on the cluster, in the service, or none (``/ping``)."""
         if request.work is not None:
             fn, args = request.work
+            if request.request_id and self.context.config().logging.tasks:
+                fn = Traced(fn, request.request_id)
             if request.workers:
                 result = await self._run_at(fn, args, request.workers)
             else:
