@@ -204,10 +204,6 @@ class Router(Layer):
         if self._retiring:
             await asyncio.wait(set(self._retiring), timeout=10.0)
 
-    def describe(self) -> dict[str, Any]:
-        """``GET /admin/stack`` shows the layer; ``GET /admin/data`` shows the layout."""
-        return super().describe()
-
     def layout(self) -> dict[str, Any]:
         """The layout in force and the moves so far (``GET /admin/data``)."""
         pset = self.current
