@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import random
+import urllib.error
 import urllib.request
 from typing import Any
 
@@ -73,8 +74,15 @@ def parse_mix(text: str) -> dict[str, float]:
 def _setup(host: str, options: Any, seed: int) -> dict[str, Any]:
     """The dataset's description, this process's key sequence and its random draws."""
     if not _shared:
-        with urllib.request.urlopen(f"{host}/data/info", timeout=30) as answer:
-            info = json.load(answer)
+        try:
+            with urllib.request.urlopen(f"{host}/data/info", timeout=30) as answer:
+                info = json.load(answer)
+        except urllib.error.HTTPError as exc:
+            raise RuntimeError(
+                f"GET {host}/data/info answered {exc.code}: the service has no data loaded; "
+                "start it with a router in its stack, e.g. "
+                "`scalelab serve --config scenarios/data_service.toml`"
+            ) from None
         keys = int(options.keys) or (
             int(info["rows"]) if info.get("key") == "order_id" else int(info["customers"])
         )
