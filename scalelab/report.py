@@ -48,6 +48,7 @@ _FIGURES = [
     ("p999_ms", "p99.9 ms", "{:.2f}"),
     ("max_ms", "max ms", "{:.2f}"),
     ("error_rate", "errors %", "{:.2%}"),
+    ("dropped", "dropped", "{:,.0f}"),
 ]
 
 _CSS = """
@@ -182,7 +183,7 @@ def _run_meta(run: Run) -> str:
 
 
 def _errors_html(run: Run) -> str:
-    req = run.requests
+    req = run.sent_requests  # the open loop's drops are counted apart, not as errors
     if req.empty or bool(req["ok"].all()):
         return ""
     bad = req.loc[~req["ok"].astype(bool)]

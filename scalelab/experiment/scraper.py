@@ -107,11 +107,20 @@ class Scraper:
             self._thread.start()
         return self
 
-    def stop(self, timeout_s: float = 5.0) -> None:
-        """Stop the thread and wait for it (at most ``timeout_s``)."""
+    def stop(self, timeout_s: float = 5.0, final: bool = True) -> None:
+        """Stop the thread and wait for it (at most ``timeout_s``), then scrape once more.
+
+        The last scrape (unless ``final`` is False) reads every counter after the
+        load has ended, so a figure over a window that ends with the load, such
+        as ``origin_calls``, has a scrape at or after its end.
+        """
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
+            if final and not self._thread.is_alive():
+                with httpx.Client(timeout=self.timeout_s) as client:
+                    self.scrape_once(client)
+            self._thread = None
 
     def __enter__(self) -> Scraper:
         return self.start()

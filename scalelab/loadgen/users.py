@@ -16,9 +16,11 @@ every request in its own greenlet at its intended start, whatever the server's
 response times, with at most ``--max-concurrency`` in flight (split like the
 rate). A request sent more than ``--late-ms`` after its intended start counts
 as late; one due while the cap is reached is dropped: it is reported to Locust
-as a failed request named ``dropped`` (so it shows in Locust's statistics and
-in ``requests.parquet``) and counted in ``loadgen.json``. The schedule ends
-when the test starts stopping: arrivals due after that are not part of the run.
+as a failed request of method ``DROPPED`` (:data:`~scalelab.loadgen.records.DROPPED_METHOD`)
+named ``dropped``, so it shows in Locust's statistics and as a row of
+``requests.parquet``, which every scalelab figure counts apart from the requests
+sent. The schedule ends when the test starts stopping: arrivals due after that
+are not part of the run.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from scalelab.loadgen.args import LoadOptions
 from scalelab.loadgen.arrivals import arrival_offsets, driver_seed
 from scalelab.loadgen.profiles import profile_for
 from scalelab.loadgen.recorder import DRIVERS_ATTR, PROCESSES_ATTR, RECORDER
-from scalelab.loadgen.records import DROPPED_KEY, INTENDED_KEY
+from scalelab.loadgen.records import DROPPED_METHOD, INTENDED_KEY
 
 logger = logging.getLogger("scalelab.loadgen")
 
@@ -197,12 +199,12 @@ class ScaleLabUser(FastHttpUser):
 
     def _report_dropped(self, intended: float) -> None:
         self.environment.events.request.fire(
-            request_type="DROPPED",
+            request_type=DROPPED_METHOD,
             name=self.dropped_name,
             response_time=0.0,
             response_length=0,
             response=None,
-            context={INTENDED_KEY: intended, DROPPED_KEY: True},
+            context={INTENDED_KEY: intended},
             exception=OpenLoopDropped(
                 f"{self._cap} requests in flight: raise --max-concurrency or lower --rate"
             ),

@@ -233,14 +233,14 @@ def test_an_empty_window_fails_and_throughput_is_a_lower_bound() -> None:
 
 def test_summary_json_carries_the_verdicts(tmp_path: Path) -> None:
     records = _records()
-    records["method"][0] = "DROPPED"  # a dropped row: counted, never a latency
+    records["method"][0] = "DROPPED"  # a dropped row: counted apart, never a request
     table = pa.table({k: v for k, v in records.items()})
     pq.write_table(table, tmp_path / "requests.parquet")
     summary = compute_summary(
         tmp_path, slo=SloSpec(p99_ms=50, recovery_s=0.5), fault_window=(1004.0, 1005.0)
     )
     assert summary["slo_pass"] is True and summary["slo"]["p99_ms"]["pass"]
-    assert summary["requests"] == 1000
+    assert summary["requests"] == 999 and summary["dropped"] == 1
     json.dumps(summary)  # valid JSON
     failing = compute_summary(tmp_path, slo=SloSpec(p99_ms=50), measure_from=1000.5)
     assert failing["slo_pass"] is False and failing["requests"] == 950
