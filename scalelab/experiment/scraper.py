@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
+
+from scalelab.prometheus_text import samples
 
 COLUMNS = ("t", "source", "metric", "labels", "value")
 Row = tuple[float, str, str, str, float]
@@ -38,20 +39,19 @@ def parse_metrics(
     counter creation, not measurements) are skipped.
     """
     rows: list[Row] = []
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name.endswith("_created"):
-                continue
-            value = sample.value
-            if not isinstance(value, int | float) or isinstance(value, bool):
-                continue
-            value = float(value)
-            if math.isnan(value):
-                continue
-            labels = dict(sample.labels)
-            if extra_labels:
-                labels.update(extra_labels)
-            rows.append((t, source, sample.name, format_labels(labels), value))
+    for sample in samples(text):
+        if sample.name.endswith("_created"):
+            continue
+        value = sample.value
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            continue
+        value = float(value)
+        if math.isnan(value):
+            continue
+        labels = dict(sample.labels)
+        if extra_labels:
+            labels.update(extra_labels)
+        rows.append((t, source, sample.name, format_labels(labels), value))
     return rows
 
 

@@ -136,13 +136,19 @@ def test_plan_orders_actions_and_reverts_first_at_equal_times() -> None:
 def test_requests_seen_reads_answered_and_in_flight_requests() -> None:
     text = (
         "# HELP scalelab_requests_total ...\n"
+        "# TYPE scalelab_requests_total counter\n"
         'scalelab_requests_total{endpoint="/ping",status="200"} 7.0\n'
-        'scalelab_requests_total{endpoint="/task/io",status="500"} 2.0\n'
-        "scalelab_requests_created 1.7e9\n"
+        'scalelab_requests_total{endpoint="/task/io",status="500"} 2.0 1700000000000\n'
+        'scalelab_requests_total{endpoint="/task/key/a b\\"c",status="200"} 1.0\n'
+        'scalelab_requests_created{endpoint="/ping",status="200"} 1.7e9\n'
+        "# TYPE scalelab_in_flight gauge\n"
         "scalelab_in_flight 3.0\n"
+        "# TYPE scalelab_in_flight_limit gauge\n"
+        "scalelab_in_flight_limit 64.0\n"
         "scalelab_rejected_total 9.0\n"
     )
-    assert requests_seen(text) == 12.0
+    # a timestamp is no value, and a metric sharing a prefix is another metric
+    assert requests_seen(text) == 13.0
     assert requests_seen("") == 0.0
 
 

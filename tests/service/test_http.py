@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -19,6 +18,7 @@ import psutil
 import pytest
 
 from scalelab.config import ServiceConfig
+from scalelab.prometheus_text import metric_value
 from scalelab.service.process import ServiceProcess, start_service
 from scalelab.service.workloads import cpu_work
 
@@ -82,14 +82,8 @@ def changed(service: ServiceProcess, change: dict[str, Any]) -> Iterator[dict[st
 
 
 def sample(metrics_text: str, name: str, **labels: str) -> float:
-    """The value of one Prometheus sample (0 when absent); labels compare as a mapping."""
-    for line in metrics_text.splitlines():
-        if line.startswith(name + ("{" if labels else " ")):
-            head, _, value = line.rpartition(" ")
-            got = dict(re.findall(r'(\w+)="([^"]*)"', head))
-            if got == labels:
-                return float(value)
-    return 0.0
+    """The samples called ``name`` with ``labels`` (0 when absent), summed."""
+    return metric_value(metrics_text, name, **labels)
 
 
 def test_ping_answers_without_dask(direct: ServiceProcess) -> None:
