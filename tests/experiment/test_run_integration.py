@@ -27,6 +27,7 @@ from scalelab.experiment.runner import run_experiment
 from scalelab.experiment.scraper import parse_metrics
 from scalelab.experiment.spec import load_spec
 from scalelab.procs import Child, wait_until
+from scalelab.service.process import LISTENING
 
 from .leaks import cmdline, descendants, mentioning, still_running
 
@@ -127,11 +128,20 @@ def test_sweep_writes_the_full_layout(tmp_path: Path, no_child_leaks: None) -> N
 
 
 def _service_port(pid: int) -> int | None:
-    """The port of the ``scalelab serve`` descendant of ``pid``, from its command line."""
+    """The port of the ``scalelab serve`` descendant of ``pid``: from its command line, or,
+    when it was told to bind port 0, from the "listening on" line of its log (its stdout)."""
     for proc in descendants(pid):
         args = cmdline(proc).split()
         if "serve" in args and "--port" in args:
-            return int(args[args.index("--port") + 1])
+            port = int(args[args.index("--port") + 1])
+            if port:
+                return port
+            try:
+                log = Path(os.readlink(f"/proc/{proc.pid}/fd/1")).read_text(errors="replace")
+            except OSError:
+                return None
+            found = LISTENING.search(log)
+            return int(found.group(1).rsplit(":", 1)[1]) if found else None
     return None
 
 
