@@ -133,19 +133,38 @@ def _run(
     return Run(run_dir, summary, requests, runner)
 
 
-@pytest.fixture(scope="module")
-def floor(service: ServiceProcess, tmp_path_factory: pytest.TempPathFactory) -> float:
+@dataclass
+class Floor:
     """What a /task/io request costs besides its delay: the median latency of a 1 ms delay, - 1.
 
     Measured under the same open loop, on the same code path (HTTP, FastAPI,
     the delay's draw, the event loop's timer, Locust's client), so nothing but
     the delay itself is left out. (/ping sets no timer and is cheaper;
     subtracting its latency would leave the timer's cost in every comparison.)
+    Machine noise can inflate it as it can any latency, so a comparison that is
+    repeated is repeated with a fresh floor too.
     """
-    scenario = {"endpoint": "io", "io_dist": "fixed", "io_ms": 1.0, "io_local": True}
-    spec = _spec({"mode": "open", "rate": IO_RATE, "arrival": "constant"}, scenario, 3)
-    run = _run(service, tmp_path_factory.mktemp("floor") / "run", spec)
-    return float(run.summary["p50_ms"]) - 1.0
+
+    service: ServiceProcess
+    folder: Path
+    ms: float = math.nan
+    runs: int = 0
+
+    def measure(self) -> float:
+        scenario = {"endpoint": "io", "io_dist": "fixed", "io_ms": 1.0, "io_local": True}
+        spec = _spec({"mode": "open", "rate": IO_RATE, "arrival": "constant"}, scenario, 3)
+        run = _run(self.service, self.folder / f"run-{self.runs}", spec)
+        self.runs += 1
+        self.ms = float(run.summary["p50_ms"]) - 1.0
+        return self.ms
+
+
+@pytest.fixture(scope="module")
+def floor(service: ServiceProcess, tmp_path_factory: pytest.TempPathFactory) -> Floor:
+    """The service's floor, measured once for the module (and again before a repeat)."""
+    measured = Floor(service, tmp_path_factory.mktemp("floor"))
+    measured.measure()
+    return measured
 
 
 def _rank(p: float, n: int) -> int:
@@ -288,7 +307,7 @@ def _noisy_io_checks(run: Run, scenario: dict[str, Any], floor: float) -> dict[s
 
 @pytest.mark.parametrize("dist", list(DISTRIBUTIONS))
 def test_io_delay_distributions_are_measured_right(
-    dist: str, service: ServiceProcess, floor: float, tmp_path: Path
+    dist: str, service: ServiceProcess, floor: Floor, tmp_path: Path
 ) -> None:
     """p50 and p99 in summary.json match the delays asked for, within 2 % or 1 ms.
 
@@ -323,19 +342,25 @@ def test_io_delay_distributions_are_measured_right(
     by a process frozen for 100 ms or more on a shared 2-core machine (it shows
     as a burst of requests whose residuals fall by 20 ms per request, 20 ms
     apart): real latency, rightly reported, not an error of measurement. Only
-    those are repeated on a fresh run, at most :data:`ATTEMPTS` runs in all,
-    each repeat a warning in the test output.
+    those are repeated on a fresh run, with a fresh measurement of the floor
+    (which noise moves as well), at most :data:`ATTEMPTS` runs in all, each
+    repeat a warning in the test output.
     """
     scenario = {"endpoint": "io", "io_seeded": True, "io_local": True, **DISTRIBUTIONS[dist]}
     spec = _spec({"mode": "open", "rate": IO_RATE, "arrival": "constant"}, scenario, IO_SECONDS)
+
+    def again(attempt: int) -> Run:
+        floor.measure()  # the floor is a latency too: noise may have moved it
+        return _run(service, tmp_path / f"{dist}-{attempt}", spec)
+
     figures = repeating_noisy(
         dist,
         _run(service, tmp_path / f"{dist}-0", spec),
-        lambda attempt: _run(service, tmp_path / f"{dist}-{attempt}", spec),
+        again,
         lambda run: _exact_io_checks(run, scenario),
-        lambda run: _noisy_io_checks(run, scenario, floor),
+        lambda run: _noisy_io_checks(run, scenario, floor.ms),
     )
-    print(f"\n{dist}: floor {floor:.2f} ms, {figures}")
+    print(f"\n{dist}: floor {floor.ms:.2f} ms, {figures}")
 
 
 # --- a known stall ----------------------------------------------------------------------------
@@ -444,7 +469,9 @@ def _exact_stall_checks(run: Run) -> None:
     settled = view.position >= 0.02
     early = view.latency[settled] < (s - view.position[settled]) - 0.002
     assert not early.any(), view.latency[settled][early]
-    assert view.slow >= view.predicted_slow - 0.02 * rate * s, (view.slow, view.predicted_slow)
+    # Every request held from before S/2 into the stall waited more than S/2.
+    certain = int(((view.position >= 0.02) & (view.position < s / 2 - 0.002)).sum())
+    assert view.slow >= certain, (view.slow, certain)
     assert run.summary["max_ms"] / 1000 >= 0.9 * s, run.summary["max_ms"]
     assert run.summary["p99_ms"] / 1000 >= 0.8 * s, run.summary["p99_ms"]  # > 1 % were held
 
@@ -456,8 +483,9 @@ def _noisy_stall_checks(run: Run) -> dict[str, Any]:
     excess = view.latency - view.predicted
     within = (excess <= DRAIN_S).mean()
     assert within >= 0.9, f"only {within:.0%} of held requests within {DRAIN_S} s of the prediction"
+    # The floor measured before the stall (a latency, which noise can inflate) adds R·floor.
     upper = rate * (s / 2 + view.floor + DRAIN_S)
-    assert view.slow <= upper, (view.slow, upper)
+    assert view.predicted_slow - 0.02 * rate * s <= view.slow <= upper, (view.slow, upper)
     summary = run.summary
     assert summary["max_ms"] / 1000 <= s + DRAIN_S + view.floor, summary["max_ms"]
     assert summary["p50_ms"] < 50, summary["p50_ms"]  # most requests never met the stall
@@ -489,12 +517,13 @@ def test_open_loop_shows_the_stall_its_spec_predicts(
     What the prediction leaves out is the drain: the held requests are
     released at once and the service answers them at its own pace, which only
     adds latency. It is not fitted here; :data:`DRAIN_S` bounds it in advance.
-    So the exact checks (never repeated) are one-sided: R·S requests held,
-    none answered before the stall's end, at least R·(S/2 + floor) requests
-    slower than S/2, summary.json equal to the rows. The other side (each
-    held request within the prediction + DRAIN_S, at most R·(S/2 + floor +
-    DRAIN_S) slower than S/2, p50 untouched) depends on the machine's pace
-    and may be repeated on a fresh run, with a warning.
+    So the exact checks (never repeated) are those no noise can move: R·S
+    requests held, none answered before the stall's end, every one held from
+    before S/2 slower than S/2, summary.json equal to the rows. The
+    comparisons with the prediction (each held request within the prediction
+    + DRAIN_S, R·(S/2 + floor) requests slower than S/2 give or take the drain,
+    p50 untouched) depend on the machine's pace, and on a floor that noise can
+    inflate, and may be repeated on a fresh run, with a warning.
     """
     figures = repeating_noisy(
         "open-loop stall",
