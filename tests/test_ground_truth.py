@@ -209,8 +209,12 @@ DISTRIBUTIONS = {
     "exponential": {"io_dist": "exponential", "io_ms": 400.0},
     "bimodal": {"io_dist": "bimodal", "io_ms": 150.0, "io_slow_ms": 1000.0, "io_slow_frac": 0.05},
 }
-ATTEMPTS = 3
-"""Runs at most, when a comparison that machine noise can move misses (see the module's doc)."""
+ATTEMPTS = 5
+"""Runs at most, when a comparison that machine noise can move misses (see the module's doc).
+
+Five, because on this 2-core machine shared with other test suites (load
+averages of 4 to 5 were seen) three runs in a row can each meet a frozen
+process; every repeat is a warning, so a machine that needs them shows it."""
 
 
 def repeating_noisy(
