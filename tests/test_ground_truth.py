@@ -64,6 +64,7 @@ BASELINE = ROOT / "scenarios" / "baseline.py"
 SEED = 11
 IO_RATE = 50.0  # requests/s: a light load, so that the machine's noise stays small
 IO_SECONDS = 3
+IO_MIN_REQUESTS = IO_RATE * (IO_SECONDS - 2)  # a run that sent fewer started late
 
 
 @dataclass
@@ -124,8 +125,6 @@ def _run(
             runner.stop()
         locust.stop(5)
     assert code == 0, locust.log_tail(20)
-    if runner is not None:
-        assert not runner.problems(), runner.problems()
     summary = compute_summary(run_dir)
     requests = pd.read_parquet(run_dir / "requests.parquet")
     assert summary["requests"] == len(requests) > 0
@@ -223,8 +222,9 @@ def repeating_noisy(
     again: Callable[[int], Run],
     exact: Callable[[Run], None],
     noisy: Callable[[Run], dict[str, Any]],
-) -> dict[str, Any]:
-    """``noisy(run)``'s figures, on ``first`` or on up to ``ATTEMPTS - 1`` fresh runs.
+) -> tuple[Run, dict[str, Any]]:
+    """The run that passed and ``noisy(run)``'s figures: ``first``, or one of up to
+    ``ATTEMPTS - 1`` fresh runs.
 
     ``exact`` (what noise cannot excuse) runs on every run and is never repeated:
     its failure fails the test. A miss of ``noisy`` is repeated on ``again(attempt)``,
@@ -234,7 +234,7 @@ def repeating_noisy(
     for attempt in range(ATTEMPTS):
         exact(run)
         try:
-            return noisy(run)
+            return run, noisy(run)
         except AssertionError as exc:
             if attempt == ATTEMPTS - 1:
                 raise
@@ -258,14 +258,13 @@ def _percentiles_are_the_rows(run: Run, column: str = "latency_intended_us") -> 
 
 def _exact_io_checks(run: Run, scenario: dict[str, Any]) -> None:
     """What no noise excuses: the summary is the rows, each request took its own delay at
-    least, the schedule's requests were sent, and the delays drawn fit the distribution."""
+    least, and the delays drawn (as many as a full run sends) fit the distribution."""
     n = len(run.requests)
-    assert n >= IO_RATE * (IO_SECONDS - 2)
     _percentiles_are_the_rows(run)
     latencies = run.requests.sort_values("intended_start")["latency_intended_us"] / 1000.0
     residual = latencies.to_numpy() - _drawn_delays(scenario, n)
     assert residual.min() >= -1.5, "a request was answered before its own delay had passed"
-    if scenario["io_dist"] == "exponential":
+    if scenario["io_dist"] == "exponential" and n >= IO_MIN_REQUESTS:
         ordered = sorted(_drawn_delays(scenario, n))
         for p in (50, 99):
             # 99.9 % of samples of size n have the true quantile between these order statistics
@@ -278,6 +277,8 @@ def _noisy_io_checks(run: Run, scenario: dict[str, Any], floor: float) -> dict[s
     """Measured latencies against the delays drawn and the theory, within 2 % or 1 ms:
     comparisons a frozen process (real latency) can push out. Returns the figures."""
     n = len(run.requests)
+    # A starved Locust can spend most of its run time starting: too few requests to compare.
+    assert n >= IO_MIN_REQUESTS, f"only {n} requests: Locust started late"
     latencies = run.requests.sort_values("intended_start")["latency_intended_us"] / 1000.0
     delays = _drawn_delays(scenario, n)
     residual = latencies.to_numpy() - delays
@@ -357,7 +358,7 @@ def test_io_delay_distributions_are_measured_right(
         floor.measure()  # the floor is a latency too: noise may have moved it
         return _run(service, tmp_path / f"{dist}-{attempt}", spec)
 
-    figures = repeating_noisy(
+    _, figures = repeating_noisy(
         dist,
         _run(service, tmp_path / f"{dist}-0", spec),
         again,
@@ -395,10 +396,23 @@ def _open_stall_run(service: ServiceProcess, run_dir: Path) -> Run:
     return _run(service, run_dir, spec, [FaultSpec(at_s=STALL_AT_S, stall=STALL_S)])
 
 
+@dataclass
+class OpenStall:
+    """The open-loop stall runs of the module: the first, and the one its test accepted."""
+
+    first: Run
+    accepted: Run | None = None
+
+    @property
+    def run(self) -> Run:
+        """The run to compare the closed loop with."""
+        return self.accepted or self.first
+
+
 @pytest.fixture(scope="module")
-def open_stall(service: ServiceProcess, tmp_path_factory: pytest.TempPathFactory) -> Run:
+def open_stall(service: ServiceProcess, tmp_path_factory: pytest.TempPathFactory) -> OpenStall:
     """An open loop of evenly spaced /ping requests at R/s with a stall of S s in it."""
-    return _open_stall_run(service, tmp_path_factory.mktemp("stall") / "open")
+    return OpenStall(_open_stall_run(service, tmp_path_factory.mktemp("stall") / "open"))
 
 
 @pytest.fixture(scope="module")
@@ -444,13 +458,33 @@ class StallView:
         return STALL_RATE * (STALL_S / 2 + self.floor)
 
 
+def _missed_stall(run: Run) -> str | None:
+    """Why the run's load did not cover its stall (None when it did).
+
+    A Locust process starved of CPU can spend most of its run time starting, so
+    that the load ends before the stall is due or ends: noise, not an error of
+    measurement, and nothing about the stall can be checked on such a run.
+    """
+    problems = run.faults.problems() if run.faults is not None else ["no fault schedule"]
+    if problems:
+        return f"the stall did not fire as planned: {problems}"
+    t_s, req = _stall_start(run), run.requests
+    ends = req["start"] + req["latency_us"] / 1e6
+    first = req["intended_start"].min()
+    before = int(((req["intended_start"] >= first + 0.2) & (ends < t_s)).sum())
+    if before < 0.5 * STALL_RATE * (STALL_AT_S - 0.2):
+        return f"only {before} requests before the stall: Locust started late"
+    if req["intended_start"].max() < t_s + STALL_S + 0.2:
+        return "the load ended before the stall did: Locust started late"
+    return None
+
+
 def _stall_view(run: Run) -> StallView:
     t_s, s = _stall_start(run), STALL_S
     req = run.requests
     ends = req["start"] + req["latency_us"] / 1e6
     first = req["intended_start"].min()
     before = req[(req["intended_start"] >= first + 0.2) & (ends < t_s)]  # Locust warmed up
-    assert len(before) >= 0.5 * STALL_RATE * (STALL_AT_S - 0.2), "too few requests before"
     held = req[(req["intended_start"] >= t_s) & (req["intended_start"] < t_s + s)]
     held = held.sort_values("intended_start")
     return StallView(
@@ -465,9 +499,11 @@ def _stall_view(run: Run) -> StallView:
 def _exact_stall_checks(run: Run) -> None:
     """What the stall makes certain, whatever the machine's noise (which only adds latency)."""
     s, rate = STALL_S, STALL_RATE
+    _percentiles_are_the_rows(run)
+    if _missed_stall(run) is not None:
+        return  # nothing is certain about a stall the load did not cover (see the noisy side)
     view = _stall_view(run)
     assert abs(len(view.latency) - rate * s) <= 2, "the schedule sends R·S requests during S"
-    _percentiles_are_the_rows(run)
     # No request arriving once the stall holds (its admin request takes a few ms) is
     # answered before the stall's end.
     settled = view.position >= 0.02
@@ -483,6 +519,8 @@ def _exact_stall_checks(run: Run) -> None:
 def _noisy_stall_checks(run: Run) -> dict[str, Any]:
     """The prediction's upper side: the drain and the service's pace, which noise can slow."""
     s, rate = STALL_S, STALL_RATE
+    missed = _missed_stall(run)
+    assert missed is None, missed
     view = _stall_view(run)
     excess = view.latency - view.predicted
     within = (excess <= DRAIN_S).mean()
@@ -505,7 +543,7 @@ def _noisy_stall_checks(run: Run) -> dict[str, Any]:
 
 
 def test_open_loop_shows_the_stall_its_spec_predicts(
-    open_stall: Run, service: ServiceProcess, tmp_path: Path
+    open_stall: OpenStall, service: ServiceProcess, tmp_path: Path
 ) -> None:
     """The R·S requests arriving during the stall wait for its end: from S down to 0.
 
@@ -529,9 +567,9 @@ def test_open_loop_shows_the_stall_its_spec_predicts(
     p50 untouched) depend on the machine's pace, and on a floor that noise can
     inflate, and may be repeated on a fresh run, with a warning.
     """
-    figures = repeating_noisy(
+    open_stall.accepted, figures = repeating_noisy(
         "open-loop stall",
-        open_stall,
+        open_stall.first,
         lambda attempt: _open_stall_run(service, tmp_path / f"open-{attempt}"),
         _exact_stall_checks,
         _noisy_stall_checks,
@@ -539,7 +577,7 @@ def test_open_loop_shows_the_stall_its_spec_predicts(
     print(f"\nopen loop: {json.dumps(figures)}")
 
 
-def test_closed_loop_under_reports_the_same_stall(closed_stall: Run, open_stall: Run) -> None:
+def test_closed_loop_under_reports_the_same_stall(closed_stall: Run, open_stall: OpenStall) -> None:
     """Blocked users send nothing during the stall, so a closed loop records only a handful.
 
     Under the closed loop the stall still happens (its largest latency is about
@@ -547,7 +585,9 @@ def test_closed_loop_under_reports_the_same_stall(closed_stall: Run, open_stall:
     per user exceeds S/2 instead of about R·S/2, its p99 stays far below S, and
     it sends about R·S fewer requests in all: the slow ones were never sent.
     """
-    closed, opened, s = closed_stall, open_stall, STALL_S
+    closed, opened, s = closed_stall, open_stall.run, STALL_S
+    problems = closed.faults.problems() if closed.faults is not None else ["no fault schedule"]
+    assert not problems, problems
     slow_closed = int((closed.requests["latency_us"] / 1e6 > s / 2).sum())
     slow_open = int((opened.requests["latency_intended_us"] / 1e6 > s / 2).sum())
     assert 1 <= slow_closed <= 2 * CLOSED_USERS, slow_closed
