@@ -21,6 +21,7 @@ _EXPORTS: dict[str, str] = {
     "PluginError": "scalelab.errors",
     "RunError": "scalelab.errors",
     "ExperimentSpec": "scalelab.experiment.spec",
+    "MonitoringSpec": "scalelab.experiment.spec",
     "load_spec": "scalelab.experiment.spec",
     "run_experiment": "scalelab.experiment.runner",
     "ExperimentResult": "scalelab.experiment.runner",
@@ -28,6 +29,12 @@ _EXPORTS: dict[str, str] = {
     "ExperimentInterrupted": "scalelab.experiment.runner",
     "write_report": "scalelab.report",
     "check": "scalelab.exercises",
+    "Layer": "scalelab.service.layer",
+    "Request": "scalelab.service.request",
+    "Response": "scalelab.service.request",
+    "Executor": "scalelab.service.executors",
+    "TaskResult": "scalelab.service.executors",
+    "EvictionPolicy": "scalelab.service.cache_policies",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
@@ -42,8 +49,12 @@ if TYPE_CHECKING:
         RunResult,
         run_experiment,
     )
-    from scalelab.experiment.spec import ExperimentSpec, load_spec
+    from scalelab.experiment.spec import ExperimentSpec, MonitoringSpec, load_spec
     from scalelab.report import write_report
+    from scalelab.service.cache_policies import EvictionPolicy
+    from scalelab.service.executors import Executor, TaskResult
+    from scalelab.service.layer import Layer
+    from scalelab.service.request import Request, Response
 
 
 def __getattr__(name: str) -> Any:

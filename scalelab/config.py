@@ -6,6 +6,7 @@ admin API (``GET``/``PUT /admin/config``) reads and changes at run time.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -40,6 +41,11 @@ class ClusterConfig(Section):
     workers: int = Field(default=2, ge=1, le=64, description="LocalCluster worker processes.")
     threads_per_worker: int = Field(default=1, ge=1, le=64)
     processes: bool = Field(default=True, description="LocalCluster workers as processes.")
+    direct_to_workers: bool = Field(
+        default=True,
+        description="Fetch results and call actors on the workers directly, not through the "
+        "scheduler (set false when only the scheduler is reachable from the service).",
+    )
 
     @field_validator("scheduler")
     @classmethod
@@ -51,23 +57,52 @@ class ClusterConfig(Section):
         return v
 
 
+BUILTIN_EXECUTORS: tuple[str, ...] = ("direct", "batched", "actor")
+"""Executor kinds the service knows by name (the terminal layer of the stack)."""
+
+
 class ExecutorConfig(Section):
-    """How requests become Dask tasks: one per request, or gathered into batches."""
+    """The terminal layer: how requests become work on the Dask cluster.
+
+    ``direct`` submits one Dask task per request; ``batched`` gathers requests
+    into one task per batch (group commit: a batch leaves at once while fewer
+    than ``max_in_flight_batches`` are in flight, else it fills until one
+    returns, ``max_batch`` is reached or ``max_wait_ms`` passes); ``actor``
+    calls one stateful Dask actor per worker directly, without the scheduler
+    on the request path. A user class is named ``module:Class`` and takes
+    its own parameters from ``params``.
+    """
 
     kind: str = Field(
         default="direct",
-        description="'direct', 'batched', or a user class as 'module:Class'.",
+        description="'direct', 'batched', 'actor', or a user Executor as 'module:Class'.",
     )
     max_batch: int = Field(default=100, ge=1, le=10_000, description="Items per batch at most.")
     max_wait_ms: float = Field(
         default=5.0, ge=0.0, le=1_000.0, description="Longest a request waits for its batch."
     )
+    max_in_flight_batches: int = Field(
+        default=0,
+        ge=0,
+        le=1_024,
+        description="Batches in flight at once before requests gather (0: one per worker thread).",
+    )
+    choice: Literal["round_robin", "least_outstanding"] = Field(
+        default="round_robin",
+        description="actor: which worker's actor takes the next call.",
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Parameters of a user executor, checked against its Params model.",
+    )
 
     @field_validator("kind")
     @classmethod
     def _kind(cls, v: str) -> str:
-        if v not in ("direct", "batched") and ":" not in v:
-            raise ValueError("executor kind must be 'direct', 'batched' or 'module:Class'")
+        if v not in BUILTIN_EXECUTORS and ":" not in v:
+            raise ValueError(
+                f"executor kind must be one of {', '.join(BUILTIN_EXECUTORS)} or 'module:Class'"
+            )
         return v
 
 
@@ -177,6 +212,18 @@ class CacheConfig(Section):
         return self
 
 
+class LoggingConfig(Section):
+    """Structured logs (JSON lines on standard error, so in a run's ``service.log``)."""
+
+    requests: bool = Field(
+        default=True, description="One line per data-plane request, with its request id."
+    )
+    tasks: bool = Field(
+        default=True,
+        description="The request id travels with the work; one line per call on the worker.",
+    )
+
+
 class OriginConfig(Section):
     """The keyed workload behind the cache: its default cost, and failures to inject."""
 
@@ -194,16 +241,109 @@ class OriginConfig(Section):
     )
 
 
+BUILTIN_LAYERS: tuple[str, ...] = ("admission", "faults", "cache")
+"""Layers the service knows by name; each takes its parameters from the section of that name."""
+
+DEFAULT_STACK: tuple[str, ...] = ("admission", "faults", "cache")
+"""The layers in front of the executor unless the configuration says otherwise."""
+
+_LAYER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+
+
+class LayerSpec(BaseModel):
+    """A named layer of ``[layers.<name>]``: the class it uses and that class's parameters.
+
+    ``use`` is a built-in layer's name or a user layer as ``module:Class``; every
+    other key is a parameter, checked against the class's ``Params`` model when
+    the service builds its stack (at start and on ``PUT /admin/config``).
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    use: str = Field(description="A built-in layer's name, or a user layer as 'module:Class'.")
+
+    @field_validator("use")
+    @classmethod
+    def _use(cls, v: str) -> str:
+        if v not in BUILTIN_LAYERS and ":" not in v:
+            raise ValueError(
+                f"use = {v!r}: give a built-in layer ({', '.join(BUILTIN_LAYERS)}) "
+                "or a user layer as 'module:Class'"
+            )
+        return v
+
+    def params(self) -> dict[str, Any]:
+        """The layer's parameters: every key but ``use``."""
+        return dict(self.model_extra or {})
+
+
 class ServiceConfig(Section):
-    """The whole service configuration, one section per stage."""
+    """The whole service configuration, one section per stage.
+
+    ``stack`` orders the layers a data-plane request passes before the executor
+    (the terminal layer, always last): built-in names, names of ``[layers.<name>]``
+    tables, or ``module:Class`` paths of user layers with default parameters.
+    """
 
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
+    stack: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_STACK),
+        description="Layers in front of the executor, outermost first.",
+    )
+    layers: dict[str, LayerSpec] = Field(
+        default_factory=dict,
+        description="Named layers with parameters: [layers.<name>] use = 'module:Class', ...",
+    )
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     admission: AdmissionConfig = Field(default_factory=AdmissionConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     faults: FaultsConfig = Field(default_factory=FaultsConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
     origin: OriginConfig = Field(default_factory=OriginConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+    @field_validator("layers")
+    @classmethod
+    def _layer_names(cls, v: dict[str, LayerSpec]) -> dict[str, LayerSpec]:
+        for name in v:
+            if not _LAYER_NAME.match(name) or name in BUILTIN_LAYERS or name == "executor":
+                raise ValueError(
+                    f"layers.{name}: name a layer with a letter then letters, digits, '_' or '-', "
+                    f"other than the built-in names ({', '.join((*BUILTIN_LAYERS, 'executor'))})"
+                )
+        return v
+
+    @model_validator(mode="after")
+    def _stack_names(self) -> ServiceConfig:
+        seen: set[str] = set()
+        for i, name in enumerate(self.stack):
+            if name == "executor":
+                raise ValueError(
+                    f"stack.{i}: 'executor' is the terminal layer and always ends the stack; "
+                    "leave it out and choose it with [executor] kind"
+                )
+            if name not in BUILTIN_LAYERS and name not in self.layers and ":" not in name:
+                raise ValueError(
+                    f"stack.{i} = {name!r} is not a layer: use a built-in "
+                    f"({', '.join(BUILTIN_LAYERS)}), a [layers.{name}] table with "
+                    "use = 'module:Class', or 'module:Class' itself"
+                )
+            if name in seen:
+                raise ValueError(
+                    f"stack.{i} = {name!r} appears twice; give the second one its own "
+                    "[layers.<name>] table"
+                )
+            seen.add(name)
+        return self
+
+    def layer_params(self, name: str) -> tuple[str, dict[str, Any]]:
+        """The class a stack entry uses (built-in name or path) and its raw parameters."""
+        if name in self.layers:
+            spec = self.layers[name]
+            return spec.use, spec.params()
+        if name in BUILTIN_LAYERS:
+            return name, getattr(self, name).model_dump()
+        return name, {}
 
 
 def parse_config(data: dict[str, Any], source: str = "configuration") -> ServiceConfig:

@@ -16,7 +16,15 @@ class SpecError(ScaleLabError):
 
 
 class PluginError(ScaleLabError):
-    """A user class named by ``module:Class`` cannot be loaded or does not fit its stage."""
+    """A user class named by ``module:Class`` cannot be loaded or does not fit its stage.
+
+    ``field`` is the configuration field at fault (``executor.kind``,
+    ``layers.delay.ms``...), when known.
+    """
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class RunError(ScaleLabError):

@@ -103,3 +103,4 @@ def test_cli_parses_every_subcommand() -> None:
     args = parser.parse_args(["run", "x.toml", "--set", "a=1", "--set", "b=2"])
     assert args.overrides == ["a=1", "b=2"]
     assert parser.parse_args(["exercises", "list"]).exercises_command == "list"
+    assert parser.parse_args(["prometheus", "results/x/latest/000-r0"]).port is None

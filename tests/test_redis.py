@@ -14,7 +14,7 @@ import redis
 
 from scalelab.config import CacheConfig, ServiceConfig
 from scalelab.prometheus_text import metric_value
-from scalelab.service.cache_origin import Cost, KeyStore
+from scalelab.service.cache_origin import KeyStore
 from scalelab.service.cache_stage import ServiceCache
 from scalelab.service.cache_tiers import REDIS_PREFIX, Entry
 from scalelab.service.metrics import ServiceMetrics
@@ -27,18 +27,19 @@ class Origin:
     """Counts computations; the value is the key's length."""
 
     def __init__(self) -> None:
-        self.store = KeyStore()
         self.calls = 0
 
-    async def compute(self, key: str, cost: Cost) -> Entry:
+    async def compute(self, key: str, version: int) -> Entry:
         self.calls += 1
-        return Entry(len(key), self.store.version(key), time.time(), "w")
+        return Entry(len(key), version, time.time(), "w", time.monotonic())
+
+    def submit(self, key: str, version: int) -> Any:
+        raise AssertionError("the service strategy never submits tasks itself")
 
 
 def stage(url: str, tier: str) -> tuple[ServiceCache, Origin]:
-    origin = Origin()
     config = CacheConfig(policy="lru", size=10, tier=tier, redis_url=url, redis_retry_s=0.2)
-    return ServiceCache(config, origin, ServiceMetrics()), origin  # type: ignore[arg-type]
+    return ServiceCache(config, KeyStore(), ServiceMetrics()), Origin()
 
 
 def test_two_services_share_entries_through_redis(redis_server: Any) -> None:
@@ -48,9 +49,9 @@ def test_two_services_share_entries_through_redis(redis_server: Any) -> None:
         try:
             await a.clear()
             answers = [
-                (await a.fetch("shared", Cost())).status,
-                (await b.fetch("shared", Cost())).status,  # from Redis
-                (await b.fetch("shared", Cost())).status,  # now in b's own tier
+                (await a.fetch("shared", origin_a)).status,
+                (await b.fetch("shared", origin_b)).status,  # from Redis
+                (await b.fetch("shared", origin_b)).status,  # now in b's own tier
             ]
             return answers, origin_a.calls + origin_b.calls, int(await b.redis_size() or 0)
         finally:
@@ -59,6 +60,31 @@ def test_two_services_share_entries_through_redis(redis_server: Any) -> None:
 
     answers, calls, keys = asyncio.run(go())
     assert answers == ["miss", "hit", "hit"] and calls == 1 and keys >= 1
+
+
+@pytest.mark.parametrize("tier", ["redis", "both"])
+def test_no_read_after_a_write_gets_an_older_version_through_redis(
+    redis_server: Any, tier: str
+) -> None:
+    """The slow computation of the old version finishes after the write's invalidation;
+    nothing old may be stored in Redis or served from it afterwards."""
+    from tests.service.test_cache_stage import CountingOrigin, read_after_write_is_never_older
+
+    class Clock:
+        def __call__(self) -> float:
+            return time.monotonic()
+
+    config = CacheConfig(
+        policy="lru", size=10, tier=tier, redis_url=redis_server.url, invalidate_on_write=True
+    )
+    cache = ServiceCache(config, KeyStore(), ServiceMetrics())
+    try:
+        got = read_after_write_is_never_older(cache, CountingOrigin(Clock(), delay_s=0.1))
+    finally:
+        asyncio.run(cache.close())
+    assert got[:3] == [0, 1, "miss"]
+    assert [version for version, _ in got[3:]] == [1, 1, 1]
+    assert {status for _, status in got[3:]} == {"hit"}
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,8 @@ second and per run; percentiles from merged HdrHistograms (never averaged);
 Little's law, a Universal Scalability Law fit, M/M/c (Erlang C) predictions,
 bootstrap confidence intervals and A/B comparison; for caches, hit ratios,
 latency by answer, origin load, staleness and Che's approximation of LRU
-(:mod:`scalelab.analysis.caching`).
+(:mod:`scalelab.analysis.caching`); what each layer of the service's stack did
+(:func:`layer_table`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from scalelab.analysis.caching import (
     zipf_popularity,
 )
 from scalelab.analysis.frames import per_second, requests_frame, runs_frame
+from scalelab.analysis.layers import layer_counters, layer_table
 from scalelab.analysis.load import (
     Experiment,
     Run,
@@ -78,6 +80,8 @@ __all__ = [
     "is_experiment_dir",
     "is_run_dir",
     "latency_by_answer",
+    "layer_counters",
+    "layer_table",
     "little_law",
     "load_experiment",
     "load_run",

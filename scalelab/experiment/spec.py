@@ -3,7 +3,9 @@
 A spec may also carry a fault schedule (``[[faults]]``: a stall or a change of
 the service's configuration at a time after the load starts) and a steady-state
 hypothesis (``[slo]``: limits on latency percentiles, error rate and throughput,
-checked before the first fault and after the last one).
+checked before the first fault and after the last one), and what each run
+records besides its own measurements (``[monitoring]``: a real Prometheus, Dask's
+performance report).
 
 A spec is validated whole before anything starts: unknown keys, wrong types, a
 missing locustfile, an unknown sweep key, an empty sweep list, or a fault that
@@ -165,7 +167,7 @@ class FaultSpec(_Section):
                         f"set.{key}: the cluster cannot change while the service runs; "
                         "set it in [service.cluster] instead"
                     )
-                if key not in _SERVICE_LEAVES:
+                if not _sweepable(key, _SERVICE_PATHS) or key in _SERVICE_SECTIONS:
                     raise ValueError(
                         f"set.{key} is not a service field; use a dotted path such as "
                         "'faults.error_rate', 'faults.ingress_delay_ms' or "
@@ -236,6 +238,32 @@ class SloSpec(_Section):
         return {k: v for k in SLO_LIMITS if (v := getattr(self, k)) is not None}
 
 
+class MonitoringSpec(_Section):
+    """What each run records besides its own measurements: Prometheus, Dask's report.
+
+    Both are off by default: each costs start-up time and disk space per run
+    (docs/observability.md gives the figures). The run's own scraper
+    (``metrics.parquet``) always runs.
+    """
+
+    prometheus: bool = Field(
+        default=False,
+        description="Run a real Prometheus server for each run, scraping the service, the "
+        "Dask scheduler and workers; its data stays in <run>/prometheus/data.",
+    )
+    dask_report: bool = Field(
+        default=False,
+        description="Save Dask's performance report (task stream, worker profiles, "
+        "bandwidth) of the measured window as <run>/dask-report.html.",
+    )
+    scrape_interval_s: float = Field(
+        default=1.0,
+        ge=0.1,
+        le=60.0,
+        description="Prometheus's scrape interval, seconds (the run's own scraper keeps 1 s).",
+    )
+
+
 class ExperimentSpec(_Section):
     """A whole experiment: what to load, how, against which service, swept over what."""
 
@@ -267,6 +295,10 @@ class ExperimentSpec(_Section):
     )
     slo: SloSpec | None = Field(
         default=None, description="Steady-state hypothesis checked before and after the faults."
+    )
+    monitoring: MonitoringSpec = Field(
+        default_factory=MonitoringSpec,
+        description="Prometheus and Dask's performance report for each run (both off).",
     )
 
     @field_validator("locustfile")
@@ -376,21 +408,6 @@ class ExperimentSpec(_Section):
         return tomli_w.dumps(self.to_dict())
 
 
-def _leaves(model: type[BaseModel], prefix: str = "") -> set[str]:
-    """Dotted paths of a model's value fields (not its sections)."""
-    out: set[str] = set()
-    for name, field in model.model_fields.items():
-        ann = field.annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            out |= _leaves(ann, f"{prefix}{name}.")
-        else:
-            out.add(prefix + name)
-    return out
-
-
-_SERVICE_LEAVES = _leaves(ServiceConfig)
-
-
 def field_paths(model: type[BaseModel], prefix: str = "") -> set[str]:
     """Every dotted field path of a model; a free table (a dict field) ends with ``.*``."""
     paths: set[str] = set()
@@ -406,12 +423,21 @@ def field_paths(model: type[BaseModel], prefix: str = "") -> set[str]:
 
 
 def _sweepable(key: str, known: set[str]) -> bool:
+    """A field path, or any path inside a free table (``service.layers.delay.delay_ms``)."""
     if key == "sweep" or key.startswith("sweep."):
         return False
     if key in known:
         return True
-    head, _, rest = key.rpartition(".")
-    return bool(head and rest) and f"{head}.*" in known
+    parts = key.split(".")
+    return all(parts) and any(".".join(parts[:i]) + ".*" in known for i in range(1, len(parts)))
+
+
+_SERVICE_PATHS = field_paths(ServiceConfig)
+_SERVICE_SECTIONS = {
+    name
+    for name, field in ServiceConfig.model_fields.items()
+    if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+}
 
 
 def _drop_none(data: Any) -> Any:

@@ -7,9 +7,15 @@ version tells whether the read was stale, and the write times tell for how
 long: :meth:`KeyStore.stale_ms` is the time since the version served was
 superseded (0 for a fresh read). This is the "t-visibility" of probabilistically
 bounded staleness, measured exactly because the service is the source of truth.
+Durations are measured on the monotonic clock; write times are reported as
+wall-clock (Unix) times.
 
 The store lives in the service process: with a Redis tier shared by several
 services, each keeps its own versions.
+
+:class:`KeyCall` is how the cache computes one key for one request: through
+the rest of the stack (so the layers after the cache and the executor do the
+work), or, for Dask's own result reuse, as a Dask task with a deterministic key.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from scalelab.service.workloads import keyed_work, run_task
 
 if TYPE_CHECKING:
     from scalelab.config import OriginConfig
-    from scalelab.service.executors import Executor
+    from scalelab.service.request import Next, Request, Response
 
 MAX_HISTORY = 256
 """Write times kept per key; older writes count as at least as old as the oldest kept."""
@@ -42,11 +48,19 @@ class Write:
 
 
 class KeyStore:
-    """Current version of every key, and when each recent version was written."""
+    """Current version of every key, and when each recent version was written.
 
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    ``clock`` is the monotonic clock durations are measured on; ``wall`` gives
+    the Unix time reported with a write.
+    """
+
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time
+    ) -> None:
         self.clock = clock
+        self.wall = wall
         self.started_at = clock()
+        self._wall_offset = wall() - self.started_at
         self._versions: dict[str, int] = {}
         self._writes: dict[str, deque[float]] = {}
 
@@ -54,8 +68,8 @@ class KeyStore:
         """The key's current version (0 until it is first written)."""
         return self._versions.get(key, 0)
 
-    def written_at(self, key: str, version: int) -> float:
-        """When ``version`` of ``key`` was written (version 0: when the service started)."""
+    def _written(self, key: str, version: int) -> float:
+        """When ``version`` of ``key`` was written, on the monotonic clock."""
         if version <= 0:
             return self.started_at
         writes = self._writes.get(key)
@@ -65,8 +79,12 @@ class KeyStore:
         index = len(writes) - 1 - (current - version)
         return writes[max(index, 0)]
 
+    def written_at(self, key: str, version: int) -> float:
+        """When ``version`` of ``key`` was written, as a Unix time (version 0: the start)."""
+        return self._written(key, version) + self._wall_offset
+
     def write(self, key: str) -> Write:
-        """Make a new version of ``key``; return it with its write time."""
+        """Make a new version of ``key``; return it with its write time (Unix seconds)."""
         now = self.clock()
         version = self._versions.get(key, 0) + 1
         self._versions[key] = version
@@ -74,14 +92,17 @@ class KeyStore:
         if writes is None:
             writes = self._writes[key] = deque(maxlen=MAX_HISTORY)
         writes.append(now)
-        return Write(key, version, now)
+        return Write(key, version, now + self._wall_offset)
 
     def stale_ms(self, key: str, version: int, now: float | None = None) -> float:
-        """How long ago ``version`` of ``key`` was superseded, in ms (0 when it is current)."""
+        """How long ago ``version`` of ``key`` was superseded, in ms (0 when it is current).
+
+        ``now`` is a reading of the store's (monotonic) clock.
+        """
         if version >= self.version(key):
             return 0.0
         now = self.clock() if now is None else now
-        return max(0.0, (now - self.written_at(key, version + 1)) * 1000.0)
+        return max(0.0, (now - self._written(key, version + 1)) * 1000.0)
 
     def __len__(self) -> int:
         return len(self._versions)
@@ -95,66 +116,70 @@ class Cost:
     io_ms: float = 0.0
 
 
-class Origin:
-    """Computes keys on the cluster, at their current version, through the service's executor.
+def keyed_call(key: str, version: int, cost: Cost, fail: bool) -> tuple[Any, tuple[Any, ...]]:
+    """The workload call computing ``key`` at ``version`` at ``cost`` (failing when ``fail``)."""
+    return keyed_work, (key, version, cost.units, cost.io_ms, fail)
 
-    ``executor`` and ``client`` are read when a computation starts (they change
-    when the configuration does); ``settings`` gives the ``origin`` section now
-    in force, whose ``error_rate`` makes a share of computations fail.
+
+class OriginFailed(RuntimeError):
+    """The rest of the stack answered a computation with an error (the response is kept)."""
+
+    def __init__(self, response: Response) -> None:
+        body = response.body if isinstance(response.body, dict) else {}
+        super().__init__(str(body.get("detail") or f"HTTP {response.status}"))
+        self.response = response
+
+
+class KeyCall:
+    """How the cache computes one key for one request, at the version the cache asks for.
+
+    ``compute`` sends the request, with the keyed workload at that version as
+    its work, through ``next`` (the rest of the stack); ``submit`` sends the
+    same call to Dask as a task with a deterministic key (Dask's own reuse).
+    ``fails`` draws whether the origin fails this computation
+    (``origin.error_rate``).
     """
 
     def __init__(
         self,
-        store: KeyStore,
-        executor: Callable[[], Executor | None],
+        request: Request,
+        next: Next,
+        cost: Cost,
+        fails: Callable[[], bool],
         client: Callable[[], Any],
-        settings: Callable[[], OriginConfig],
-        rng: random.Random | None = None,
-        clock: Callable[[], float] = time.time,
+        wall: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.store = store
-        self._executor = executor
-        self._client = client
-        self._settings = settings
-        self._rng = rng or random.Random()
+        self.request = request
+        self.next = next
+        self.cost = cost
+        self.fails = fails
+        self.client = client
+        self.wall = wall
         self.clock = clock
 
-    def cost(self, units: int | None = None, io_ms: float | None = None) -> Cost:
-        """The cost of one computation: the request's, else the ``origin`` section's."""
-        s = self._settings()
-        return Cost(s.units if units is None else units, s.io_ms if io_ms is None else io_ms)
+    async def compute(self, key: str, version: int) -> Entry:
+        """Compute ``key`` at ``version`` through the rest of the stack."""
+        work = keyed_call(key, version, self.cost, self.fails())
+        response = await self.next(self.request.replace(work=work))
+        if not response.ok:
+            raise OriginFailed(response)
+        worker = response.headers.get("X-Worker", "")
+        return Entry(response.value, version, self.wall(), worker, self.clock())
 
-    def dask_client(self) -> Any:
-        """The service's Dask client now (None before the cluster is up)."""
-        return self._client()
-
-    def _fails(self) -> bool:
-        rate = self._settings().error_rate
-        return rate > 0 and self._rng.random() < rate
-
-    async def compute(self, key: str, cost: Cost) -> Entry:
-        """Compute ``key`` at its current version on a Dask worker."""
-        executor = self._executor()
-        if executor is None:
-            raise RuntimeError("the service is not ready: no executor yet")
-        version = self.store.version(key)
-        result = await executor.run(
-            keyed_work, (key, version, cost.units, cost.io_ms, self._fails())
-        )
-        return Entry(result.value, version, self.clock(), result.worker)
-
-    def submit(self, key: str, version: int, cost: Cost) -> Any:
+    def submit(self, key: str, version: int) -> Any:
         """Submit ``key`` at ``version`` as a Dask task with a deterministic key; its future."""
-        client = self.dask_client()
+        client = self.client()
         if client is None:
             raise RuntimeError("the service is not ready: no Dask client yet")
-        return client.submit(
-            run_task,
-            keyed_work,
-            (key, version, cost.units, cost.io_ms, self._fails()),
-            key=dask_key(key, version),
-            pure=True,
-        )
+        fn, args = keyed_call(key, version, self.cost, self.fails())
+        return client.submit(run_task, fn, args, key=dask_key(key, version), pure=True)
+
+
+def origin_fails(settings: OriginConfig, rng: random.Random) -> bool:
+    """Whether one computation fails, drawn with probability ``origin.error_rate``."""
+    rate = settings.error_rate
+    return rate > 0 and rng.random() < rate
 
 
 def dask_key(key: str, version: int) -> str:

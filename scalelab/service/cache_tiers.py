@@ -11,7 +11,18 @@ Redis calls have a short deadline (``cache.redis_timeout_ms``) and no retries.
 A failed or slow call marks Redis as away for ``cache.redis_retry_s``: during
 that time requests use the in-process tier only (counted as fallbacks) and
 never wait for Redis, so losing Redis costs hit ratio, not requests. The first
-call after that time tries Redis again.
+call after that time tries Redis again. ``scalelab_cache_redis_up`` is 0 until
+Redis has answered once, and while it is away.
+
+A cache of ``cache.size`` entries holds at most that many keys, counting the
+keys being computed: when a miss starts, the in-process tier reserves the
+key's slot (:class:`Reserved`, evicting as its policy says), and the value
+fills the slot when it arrives, unless the slot was evicted meanwhile. So the
+cache behaves as the policy's model says (Che's approximation assumes a key
+enters an LRU cache when it is asked for), not as a larger one.
+
+Ages are measured on the monotonic clock (``Entry.born``); the wall-clock
+``computed_at`` is what travels through Redis to other processes.
 """
 
 from __future__ import annotations
@@ -35,12 +46,14 @@ REDIS_PREFIX = "scalelab:cache:"
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """A cached value: the version of the key it was computed at, and when (Unix seconds)."""
+    """A cached value: the version of the key it was computed at, when (Unix seconds), the
+    worker that computed it, and when on this process's monotonic clock (for ages)."""
 
     value: Any
     version: int
     computed_at: float
     worker: str = ""
+    born: float = 0.0
 
     def to_json(self) -> bytes:
         """The entry as Redis stores it."""
@@ -49,10 +62,32 @@ class Entry:
         ).encode()
 
     @classmethod
-    def from_json(cls, data: bytes | str) -> Entry:
-        """An entry read back from Redis."""
+    def from_json(
+        cls, data: bytes | str, now_wall: float | None = None, now_mono: float | None = None
+    ) -> Entry:
+        """An entry read back from Redis; ``born`` is placed on this process's monotonic
+        clock from its wall-clock age (``now_wall``/``now_mono``: the clocks' readings now)."""
         d = json.loads(data)
-        return cls(d["v"], int(d["ver"]), float(d["t"]), str(d.get("w", "")))
+        computed_at = float(d["t"])
+        born = 0.0
+        if now_wall is not None and now_mono is not None:
+            born = now_mono - max(0.0, now_wall - computed_at)
+        return cls(d["v"], int(d["ver"]), computed_at, str(d.get("w", "")), born)
+
+
+class Reserved:
+    """The slot of a key being computed, held in the in-process tier until its value arrives."""
+
+    __slots__ = ("version",)
+
+    def __init__(self, version: int) -> None:
+        self.version = version
+
+    def __repr__(self) -> str:
+        return f"Reserved(v{self.version})"
+
+
+_ORDER_KEEPING = (cachetools.LRUCache, cachetools.LFUCache, cachetools.FIFOCache)
 
 
 class LocalTier:
@@ -61,13 +96,13 @@ class LocalTier:
     def __init__(self, cache: cachetools.Cache | None) -> None:
         self.cache = cache
 
-    def get(self, key: Hashable) -> Entry | None:
-        """The entry of ``key``, or None (a hit counts as an access for the policy)."""
+    def get(self, key: Hashable) -> Entry | Reserved | None:
+        """The entry of ``key``, its reservation, or None (a read counts as an access)."""
         cache = self.cache
         if cache is None:
             return None
         try:
-            entry: Entry = cache[key]
+            entry: Entry | Reserved = cache[key]
         except KeyError:
             return None
         return entry
@@ -76,6 +111,51 @@ class LocalTier:
         """Store ``entry`` (a full cache evicts first, as its policy says)."""
         if self.cache is not None:
             self.cache[key] = entry
+
+    def reserve(self, key: Hashable, version: int) -> Reserved | None:
+        """Take the slot of ``key`` for a computation of ``version`` (evicting if full)."""
+        if self.cache is None:
+            return None
+        slot = Reserved(version)
+        self.cache[key] = slot
+        return slot
+
+    def fill(self, key: Hashable, slot: Reserved | None, entry: Entry) -> bool:
+        """Put ``entry`` in the slot reserved for it; False when the slot was evicted.
+
+        For caches ordered by use (LRU, LFU, FIFO, and user policies) the slot
+        keeps its place: the key was last used when it was asked for.
+        """
+        cache = self.cache
+        if cache is None:
+            return False
+        if slot is None:
+            cache[key] = entry
+            return True
+        try:
+            held = cachetools.Cache.__getitem__(cache, key)
+        except KeyError:
+            return False
+        if held is not slot:
+            return False
+        if isinstance(cache, _ORDER_KEEPING) or hasattr(cache, "policy"):
+            cachetools.Cache.__setitem__(cache, key, entry)
+        else:
+            cache[key] = entry
+        return True
+
+    def release(self, key: Hashable, slot: Reserved | None) -> None:
+        """Give up a slot whose computation failed (only if it still holds that slot)."""
+        cache = self.cache
+        if cache is None or slot is None:
+            return
+        try:
+            held = cachetools.Cache.__getitem__(cache, key)
+        except KeyError:
+            return
+        if held is slot:
+            with contextlib.suppress(KeyError):
+                del cache[key]
 
     def delete(self, key: Hashable) -> bool:
         """Remove ``key``; True when it was held."""
@@ -126,6 +206,7 @@ class RedisTier:
         lifetime_s: float = 0.0,
         prefix: str = REDIS_PREFIX,
         timer: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         from redis.asyncio import Redis
         from redis.asyncio.retry import Retry
@@ -138,7 +219,9 @@ class RedisTier:
         self.lifetime_ms = int(lifetime_s * 1000) if lifetime_s > 0 else None
         self.prefix = prefix
         self.timer = timer
+        self.clock = clock
         self.down_until = 0.0
+        self.answered = False
         self.client = Redis.from_url(
             url,
             socket_timeout=timeout_s,
@@ -147,7 +230,7 @@ class RedisTier:
             retry_on_timeout=False,
             health_check_interval=0,
         )
-        metrics.redis_up.set(1)
+        metrics.redis_up.set(0)  # up once Redis has answered
 
     def available(self) -> bool:
         """False while Redis is taken as away (after a failure, for ``retry_s``)."""
@@ -158,14 +241,21 @@ class RedisTier:
         try:
             result = await asyncio.wait_for(coro, self.timeout_s)
         except Exception as exc:  # timeouts, refused connections, protocol errors alike
-            self.down_until = self.timer() + self.retry_s
-            self.metrics.redis_errors.inc()
-            self.metrics.redis_up.set(0)
+            self._away()
             raise RedisUnavailable(f"Redis {what}: {type(exc).__name__}: {exc}") from None
-        if self.down_until:
-            self.down_until = 0.0
-            self.metrics.redis_up.set(1)
+        self._answered()
         return result
+
+    def _away(self) -> None:
+        self.down_until = self.timer() + self.retry_s
+        self.metrics.redis_errors.inc()
+        self.metrics.redis_up.set(0)
+
+    def _answered(self) -> None:
+        if self.down_until or not self.answered:
+            self.down_until = 0.0
+            self.answered = True
+            self.metrics.redis_up.set(1)
 
     async def get(self, key: str) -> Entry | None:
         """The entry of ``key`` in Redis, or None; :class:`RedisUnavailable` when Redis is away."""
@@ -173,7 +263,7 @@ class RedisTier:
         if data is None:
             return None
         try:
-            return Entry.from_json(data)
+            return Entry.from_json(data, self.clock(), self.timer())
         except (ValueError, KeyError, TypeError):
             return None  # not an entry of ours: a miss
 
@@ -199,8 +289,9 @@ class RedisTier:
         try:
             result = await asyncio.wait_for(scan_and_delete(), max(self.timeout_s, 5.0))
         except Exception as exc:
-            self.metrics.redis_errors.inc()
+            self._away()
             raise RedisUnavailable(f"Redis clear: {type(exc).__name__}: {exc}") from None
+        self._answered()
         return result
 
     async def size(self) -> int | None:
@@ -240,8 +331,8 @@ class Tiers:
         self.redis = redis if mode in ("redis", "both") else None
         self.metrics = metrics
 
-    async def get(self, key: str) -> tuple[Entry | None, str]:
-        """The entry of ``key`` and the tier that held it (``""`` when none did)."""
+    async def get(self, key: str) -> tuple[Entry | Reserved | None, str]:
+        """The entry of ``key`` (or its reservation) and the tier that held it."""
         mode = self.mode
         if mode != "redis":
             entry = self.local.get(key)
@@ -263,8 +354,18 @@ class Tiers:
             return self.local.get(key), "local"
         return None, "local"
 
-    async def set(self, key: str, entry: Entry) -> None:
-        """Store ``entry`` in every tier that is in use now."""
+    def reserve(self, key: str, version: int) -> Reserved | None:
+        """Reserve the in-process slot of a key whose computation starts (not for ``redis``)."""
+        if self.mode == "redis":
+            return None
+        return self.local.reserve(key, version)
+
+    def release(self, key: str, slot: Reserved | None) -> None:
+        """Give up the reservation of a computation that failed."""
+        self.local.release(key, slot)
+
+    async def set(self, key: str, entry: Entry, slot: Reserved | None = None) -> None:
+        """Store ``entry`` in every tier in use now (in-process: in its reserved slot)."""
         redis = self.redis
         if redis is not None and redis.available():
             try:
@@ -274,7 +375,10 @@ class Tiers:
                 stored = False
             if stored and self.mode == "redis":
                 return
-        self.local.set(key, entry)
+        if slot is not None:
+            self.local.fill(key, slot, entry)
+        else:
+            self.local.set(key, entry)
 
     async def delete(self, key: str) -> bool:
         """Remove ``key`` from every tier; True when one held it."""

@@ -11,7 +11,23 @@ Exported at ``GET /metrics`` and scraped once a second by the experiment runner:
 - ``scalelab_faults_injected_total{kind}``: errors injected at ingress;
 - ``scalelab_dask_tasks_submitted_total``: Dask tasks the executor submitted;
 - ``scalelab_batch_size``: requests per Dask task (1 for the direct executor);
-- ``scalelab_dask_workers``: workers the scheduler knows.
+- ``scalelab_dask_workers``: workers the scheduler knows;
+- ``process_cpu_seconds_total``, ``process_resident_memory_bytes`` and the
+  rest of prometheus-client's process metrics: the service process itself
+  (with an embedded LocalCluster, that process also runs the scheduler);
+- ``scalelab_actors`` and ``scalelab_actor_events_total{event}``: the actor
+  executor's live actors, and actors ``created``, ``lost`` and calls ``retried``.
+
+Every layer of the stack (see :mod:`.stack`), measured the same way under its
+name as the ``layer`` label:
+
+- ``scalelab_layer_requests_total{layer}``: requests that entered the layer;
+- ``scalelab_layer_responses_total{layer,code}``: answers that left it, by
+  status class (``2xx`` ... ``5xx``, or ``error`` when it raised);
+- ``scalelab_layer_seconds_total{layer}``: time spent inside the layer itself,
+  excluding the rest of the stack it called (``next``);
+- ``scalelab_layer_outcomes_total{layer,outcome}``: the layer's own outcomes
+  (``shed``, ``hit``, ``miss``, ``stalled``, ...).
 
 The cache in front of ``GET /task/key/{key}`` (see :mod:`.cache_stage`):
 
@@ -44,6 +60,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    ProcessCollector,
     disable_created_metrics,
     generate_latest,
 )
@@ -101,6 +118,7 @@ class ServiceMetrics:
             "scalelab_batch_size", "Requests per Dask task.", buckets=BATCH_BUCKETS, registry=r
         )
         self.workers = Gauge("scalelab_dask_workers", "Workers the scheduler knows.", registry=r)
+        ProcessCollector(registry=r)  # CPU and memory of the service process
         self.cache_hits = Counter(
             "scalelab_cache_hits", "Requests answered from a cache, by tier.", ["tier"], registry=r
         )
@@ -152,6 +170,37 @@ class ServiceMetrics:
         self.redis_up = Gauge(
             "scalelab_cache_redis_up", "1 while the Redis tier answers, 0 while away.", registry=r
         )
+        self.actors = Gauge(
+            "scalelab_actors", "Live actors of the actor executor (one per worker).", registry=r
+        )
+        self.actor_events = Counter(
+            "scalelab_actor_events",
+            "Actor executor events: created, lost (its worker went away), retried.",
+            ["event"],
+            registry=r,
+        )
+        self.layer_requests = Counter(
+            "scalelab_layer_requests", "Requests that entered a layer.", ["layer"], registry=r
+        )
+        self.layer_responses = Counter(
+            "scalelab_layer_responses",
+            "Answers that left a layer, by status class (or error).",
+            ["layer", "code"],
+            registry=r,
+        )
+        self.layer_seconds = Counter(
+            "scalelab_layer_seconds",
+            "Time spent inside a layer, excluding the rest of the stack it called.",
+            ["layer"],
+            registry=r,
+        )
+        self.layer_outcomes = Counter(
+            "scalelab_layer_outcomes",
+            "A layer's own outcomes (shed, hit, miss, ...).",
+            ["layer", "outcome"],
+            registry=r,
+        )
+        self._outcome_children: dict[tuple[str, str], Callable[[float], None]] = {}
         self._request_children: dict[tuple[str, int], Callable[[], None]] = {}
         self._duration_children: dict[str, Callable[[float], None]] = {}
 
@@ -167,6 +216,14 @@ class ServiceMetrics:
             observe = self.duration.labels(endpoint).observe
             self._duration_children[endpoint] = observe
         observe(seconds)
+
+    def layer_outcome(self, layer: str, outcome: str, amount: float = 1.0) -> None:
+        """Count ``amount`` of a layer's own ``outcome`` (label lookups are cached)."""
+        inc = self._outcome_children.get((layer, outcome))
+        if inc is None:
+            inc = self.layer_outcomes.labels(layer, outcome).inc
+            self._outcome_children[(layer, outcome)] = inc
+        inc(amount)
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

@@ -1,28 +1,25 @@
-"""The state of one running service: configuration, cluster, executor, cache, faults, metrics.
+"""The state of one running service: configuration, cluster, the stack of layers, metrics.
 
-Configuration changes at run time go through :meth:`ServiceState.apply_config`,
-which validates the whole new configuration first and then swaps what changed:
-a new executor is built before the old one is closed, so requests in flight
-finish on the executor they started on. A changed ``cache`` section gives a
-new, empty cache stage (the old one's requests in flight finish on it).
+Configuration changes at run time go through :meth:`ServiceState.apply_config`:
+the whole new configuration is validated first (fields, then every layer's
+class and parameters), the new stack is built (reusing the layers whose
+settings did not change, so a cache keeps its entries), and then it replaces
+the old one at once; requests in flight finish on the stack they started on.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from scalelab.config import ServiceConfig
 from scalelab.errors import ConfigError, PluginError
-from scalelab.service.cache_origin import KeyStore, Origin
-from scalelab.service.cache_policies import policy_class
-from scalelab.service.cache_stage import CacheStage, make_cache_stage
-from scalelab.service.executors import Executor, executor_class, make_executor
-from scalelab.service.faults import Faults
+from scalelab.service.cache_origin import KeyStore
+from scalelab.service.layer import LayerContext
 from scalelab.service.metrics import ServiceMetrics
+from scalelab.service.stack import Pipeline, build_stack, plan_stack
 
 if TYPE_CHECKING:
     from distributed import Client, LocalCluster
@@ -48,6 +45,11 @@ def deep_merge(base: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _plugin_rejection(exc: PluginError | ConfigError) -> ConfigRejected:
+    field = getattr(exc, "field", None) or "stack"
+    return ConfigRejected(str(exc), [{"field": field, "message": str(exc)}])
+
+
 class ServiceState:
     """Everything the request path reads, owned by one app instance."""
 
@@ -55,25 +57,35 @@ class ServiceState:
         self.config = config
         self.admin_token = admin_token
         self.metrics = ServiceMetrics()
-        self.faults = Faults(config.faults)
-        self.in_flight = 0
-        self.metrics.in_flight.set_function(lambda: self.in_flight)
+        self.store = KeyStore()
         self.client: Client | None = None
         self.cluster: LocalCluster | None = None
-        self.executor: Executor | None = None
-        self.store = KeyStore()
-        self.origin = Origin(
-            self.store, lambda: self.executor, lambda: self.client, lambda: self.config.origin
+        self.context = LayerContext(
+            self.metrics, self.store, config=lambda: self.config, client=lambda: self.client
         )
-        self.cache: CacheStage = make_cache_stage(config.cache, self.origin, self.metrics)
-        self.metrics.cache_entries.labels("local").set_function(lambda: self.cache.size())
+        self.pipeline = Pipeline()
+        self.metrics.in_flight.set_function(lambda: self.pipeline.in_flight)
+        self.metrics.cache_entries.labels("local").set_function(self.cache_size)
         self._config_lock = asyncio.Lock()
 
-    def require_executor(self) -> Executor:
-        """The current executor (set once the cluster is up)."""
-        if self.executor is None:
-            raise RuntimeError("the service is not ready: no executor yet")
-        return self.executor
+    def layer(self, name: str) -> Any:
+        """The layer called ``name`` in the stack in force, or None."""
+        stack = self.pipeline.stack
+        return None if stack is None else stack.layer(name)
+
+    def cache_size(self) -> int:
+        """Keys the cache layer in force holds in the service process."""
+        cache = self.layer("cache")
+        stage = getattr(cache, "stage", None)
+        return stage.size() if stage is not None else 0
+
+    async def start(self) -> None:
+        """Build the first stack (the cluster is up)."""
+        self.pipeline.swap(await build_stack(self.config, self.context))
+
+    async def close(self, deadline_s: float = 10.0) -> None:
+        """Close every layer (the executor finishes what it has pending)."""
+        await self.pipeline.close(deadline_s)
 
     def validate_change(self, change: dict[str, Any]) -> ServiceConfig:
         """The configuration ``change`` would give, or :class:`ConfigRejected` naming fields."""
@@ -94,10 +106,7 @@ class ServiceState:
                 if getattr(new.cluster, name) != getattr(self.config.cluster, name)
             ]
             errors = [
-                {
-                    "field": f,
-                    "message": "cannot change while the service runs; restart it",
-                }
+                {"field": f, "message": "cannot change while the service runs; restart it"}
                 for f in changed
             ]
             raise ConfigRejected(
@@ -105,59 +114,21 @@ class ServiceState:
                 "restart the service with the new configuration",
                 errors,
             )
-        if new.cache.policy != self.config.cache.policy:
-            try:
-                policy_class(new.cache.policy)
-            except PluginError as exc:
-                raise ConfigRejected(
-                    str(exc), [{"field": "cache.policy", "message": str(exc)}]
-                ) from None
-        if new.executor.kind != self.config.executor.kind:
-            try:
-                executor_class(new.executor.kind)
-            except PluginError as exc:
-                raise ConfigRejected(
-                    str(exc), [{"field": "executor.kind", "message": str(exc)}]
-                ) from None
+        try:
+            plan_stack(new)
+        except (PluginError, ConfigError) as exc:
+            raise _plugin_rejection(exc) from None
         return new
 
     async def apply_config(self, change: dict[str, Any]) -> ServiceConfig:
         """Validate ``change`` (a partial configuration) and apply it to the running service."""
         async with self._config_lock:
             new = self.validate_change(change)
-            cache = None
-            if new.cache != self.config.cache:
+            if self.client is not None:
                 try:
-                    cache = make_cache_stage(new.cache, self.origin, self.metrics)
+                    stack = await build_stack(new, self.context, previous=self.pipeline.stack)
                 except (PluginError, ConfigError) as exc:
-                    raise ConfigRejected(
-                        str(exc), [{"field": "cache.policy", "message": str(exc)}]
-                    ) from None
-            old_executor = None
-            if new.executor != self.config.executor and self.client is not None:
-                try:
-                    replacement = make_executor(self.client, new, self.metrics)
-                except (PluginError, ConfigError) as exc:
-                    raise ConfigRejected(
-                        str(exc), [{"field": "executor.kind", "message": str(exc)}]
-                    ) from None
-                except Exception as exc:
-                    message = (
-                        f"executor.kind = {new.executor.kind!r}: could not be constructed: {exc}"
-                    )
-                    raise ConfigRejected(
-                        message, [{"field": "executor.kind", "message": message}]
-                    ) from None
-                old_executor, self.executor = self.executor, replacement
-            old_cache = None
-            if cache is not None:
-                old_cache, self.cache = self.cache, cache
+                    raise _plugin_rejection(exc) from None
+                self.pipeline.swap(stack)
             self.config = new
-            self.faults.config = new.faults
-        if old_executor is not None:
-            with contextlib.suppress(Exception):
-                await old_executor.close()
-        if old_cache is not None:
-            with contextlib.suppress(Exception):
-                await old_cache.close()
         return new

@@ -21,11 +21,15 @@ import httpx
 import pandas as pd
 import psutil
 import pytest
+from browser import chromium_binary, inspect_page
 
+from scalelab import procs
+from scalelab.cli import main
 from scalelab.errors import SpecError
-from scalelab.experiment.runner import run_experiment
+from scalelab.experiment.runner import ExperimentResult, run_experiment
 from scalelab.experiment.scraper import parse_metrics
 from scalelab.experiment.spec import load_spec
+from scalelab.logs import lines_of
 from scalelab.procs import Child, wait_until
 from scalelab.service.process import LISTENING
 
@@ -64,26 +68,42 @@ def test_bad_spec_starts_nothing(tmp_path: Path) -> None:
     assert {p.pid for p in descendants(os.getpid())} <= before
 
 
-def test_sweep_writes_the_full_layout(tmp_path: Path, no_child_leaks: None) -> None:
+@pytest.fixture(scope="module")
+def quickstart(tmp_path_factory: pytest.TempPathFactory) -> ExperimentResult:
+    """The quickstart, shortened: two of its runs (direct, actor) and their report."""
+    out = tmp_path_factory.mktemp("quickstart") / "results"
+    two = 'sweep.service.executor.kind=["direct", "actor"]'  # of the quickstart's three
+    with procs._lock:
+        before = set(procs._live)
     result = run_experiment(
-        QUICKSTART, overrides=["duration_s=3", *SMALL], out=tmp_path / "results", progress=False
+        QUICKSTART, overrides=["duration_s=3", *SMALL, two], out=out, progress=False
     )
+    with procs._lock:
+        left = [c.name for c in procs._live - before if c.alive()]
+    assert not left, f"children left running: {left}"
+    return result
+
+
+def test_sweep_writes_the_full_layout(
+    quickstart: ExperimentResult, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = quickstart
     assert result.status == "ok", [r.error for r in result.runs]
     exp = result.path
-    assert exp.parent == tmp_path / "results" / "quickstart"
+    assert exp.parent.name == "quickstart" and exp.parent.parent.name == "results"
     assert (exp.parent / "latest").resolve() == exp.resolve()
     info = json.loads((exp / "experiment.json").read_text())
-    assert info["status"] == "ok" and info["runs"] == ["000-kind=direct-r0", "001-kind=batched-r0"]
+    assert info["status"] == "ok" and info["runs"] == ["000-kind=direct-r0", "001-kind=actor-r0"]
     assert [p.name for p in _run_dirs(exp)] == info["runs"]
 
     table = pd.read_parquet(exp / "runs.parquet")
-    assert list(table["service.executor.kind"]) == ["direct", "batched"]
+    assert list(table["service.executor.kind"]) == ["direct", "actor"]
     assert list(table["status"]) == ["ok", "ok"]
     assert (table["requests"] > 0).all() and (table["p99_ms"] >= table["p50_ms"]).all()
     assert len(pd.read_csv(exp / "runs.csv")) == 2
     pd.testing.assert_frame_equal(result.table(), table, check_dtype=False)
 
-    for run, kind in zip(result.runs, ("direct", "batched"), strict=True):
+    for run, kind in zip(result.runs, ("direct", "actor"), strict=True):
         for name in RUN_FILES:
             assert (run.path / name).is_file(), f"{run.run_id}: {name} missing"
         record = json.loads((run.path / "run.json").read_text())
@@ -116,15 +136,43 @@ def test_sweep_writes_the_full_layout(tmp_path: Path, no_child_leaks: None) -> N
         assert metrics["t"].between(t["service_ready"] - 1, t["service_stop"] + 1).all()
         assert metrics.loc[metrics["source"] == "service", "t"].nunique() >= 3  # one a second
 
-        # The sweep really reached the service: batches only under the batched executor.
-        biggest = int(requests["batch_size"].max())
-        assert biggest > 1 if kind == "batched" else biggest <= 1
+        # The sweep really reached the service: Dask tasks only under the direct executor.
+        submitted = metrics.loc[metrics["metric"] == "scalelab_dask_tasks_submitted_total"]
+        tasks = float(submitted["value"].max())
+        assert tasks >= summary["requests"] if kind == "direct" else tasks == 0
+        assert set(requests["batch_size"]) == {1}
+
+        # Every request has an id, and its id leads to its lines in the service's log: the
+        # request's own, and the task's from the worker, whichever executor ran it.
+        ids = requests["request_id"]
+        assert (ids.str.len() > 0).all() and ids.is_unique
+        middle = str(ids.iloc[len(ids) // 2])
+        events = [line["event"] for line in lines_of(run.path, middle)]
+        assert sorted(events) == ["request", "task"], events
+        assert main(["logs", str(run.path), "--slowest", "2"]) == 0
+        shown = capsys.readouterr().out
+        assert shown.count("request p") == 2 and "task" in shown
 
         run_spec = tomllib.loads((run.path / "spec.toml").read_text())
         assert run_spec["service"]["executor"]["kind"] == kind and run_spec["sweep"] == {}
         assert load_spec(run.path / "spec.toml").service.cluster.workers == 1
-    if result.report_path is not None:
-        assert result.report_path.is_file()
+    assert result.report_path is not None and result.report_path.is_file()
+
+
+def test_quickstart_report_reads_well_in_chromium(
+    quickstart: ExperimentResult, tmp_path: Path
+) -> None:
+    assert quickstart.report_path is not None
+    text = quickstart.report_path.read_text()
+    # experiment.json's final status is written before the report reads it
+    assert 'status: <span class="badge ok">ok</span>' in text and '"badge running"' not in text
+    if chromium_binary() is None:
+        pytest.skip("chromium is not installed (apt-get install chromium); .ci/run installs it")
+    page = inspect_page(quickstart.report_path.resolve().as_uri(), tmp_path / "quickstart.png")
+    assert page.problems == []  # no console error, no broken image, nothing wider than the page
+    # the comparison, the latency percentiles, and a timeline per run
+    assert page.images == 4 and page.title == "scalelab experiment quickstart"
+    assert page.screenshot is not None and page.screenshot.stat().st_size > 50_000
 
 
 def _service_port(pid: int) -> int | None:
@@ -209,6 +257,7 @@ def test_a_child_that_dies_fails_the_run_and_leaves_nothing(
 ) -> None:
     seen: list[psutil.Process] = []
     killed: list[int] = []
+    earlier = {p.pid for p in descendants(os.getpid())}  # e.g. a session's redis-server
 
     def kill_mid_run() -> None:
         if not _wait_for(os.getpid(), "-m locust", 90):
@@ -216,7 +265,7 @@ def test_a_child_that_dies_fails_the_run_and_leaves_nothing(
         port = _service_port(os.getpid())
         if port is None or not wait_until(lambda: _served_requests(port) >= 10, 60, 0.3):
             return
-        seen.extend(descendants(os.getpid()))
+        seen.extend(p for p in descendants(os.getpid()) if p.pid not in earlier)
         for proc in seen:
             if victim in cmdline(proc):
                 os.killpg(proc.pid, signal.SIGKILL)  # the child and its whole process group

@@ -15,6 +15,13 @@ class RawResponse:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     elapsed_s: float = 0.0
+    started: float = 0.0
+    """When the request was sent (``time.perf_counter``)."""
+
+    @property
+    def ended(self) -> float:
+        """When its answer had arrived (``time.perf_counter``)."""
+        return self.started + self.elapsed_s
 
 
 async def raw_get(host: str, port: int, target: str, timeout_s: float = 30.0) -> RawResponse:
@@ -42,7 +49,9 @@ async def raw_get(host: str, port: int, target: str, timeout_s: float = 30.0) ->
     for line in lines[1:]:
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
-    return RawResponse(int(lines[0].split()[1]), headers, body, time.perf_counter() - started)
+    return RawResponse(
+        int(lines[0].split()[1]), headers, body, time.perf_counter() - started, started
+    )
 
 
 async def raw_many(host: str, port: int, targets: list[str], concurrency: int) -> list[RawResponse]:

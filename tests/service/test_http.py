@@ -17,8 +17,9 @@ import httpx
 import psutil
 import pytest
 
-from scalelab.config import ServiceConfig
-from scalelab.prometheus_text import metric_value
+from scalelab.config import DEFAULT_STACK, ServiceConfig
+from scalelab.procs import wait_until
+from scalelab.prometheus_text import metric_value, samples
 from scalelab.service.process import ServiceProcess, start_service
 from scalelab.service.workloads import cpu_work
 
@@ -188,9 +189,12 @@ def test_metrics_count_requests_by_endpoint_and_status(direct: ServiceProcess) -
     )
     assert sample(text, "scalelab_request_duration_seconds_bucket", endpoint="/task/cpu", le="30.0")
     assert sample(text, "scalelab_dask_workers") == 1
-    assert not any(
-        line.startswith('scalelab_requests_total{endpoint="/metrics"') for line in text.splitlines()
-    )
+    metrics_requests = [  # the control plane is not counted
+        x
+        for x in samples(text)
+        if x.name == "scalelab_requests_total" and x.labels.get("endpoint") == "/metrics"
+    ]
+    assert not metrics_requests, metrics_requests
 
 
 def test_docs_and_openapi(direct: ServiceProcess) -> None:
@@ -227,31 +231,38 @@ def test_bad_put_is_refused_with_field_names(direct: ServiceProcess) -> None:
     assert get(direct, "/admin/config").json() == before
 
 
-def test_put_swaps_the_executor_while_requests_run(direct: ServiceProcess) -> None:
-    async def load() -> list[RawResponse]:
-        targets = [f"/task/cpu?units={i}" for i in range(60)]
-        return await raw_many("127.0.0.1", direct.port, targets, concurrency=30)
+def test_put_swaps_the_stack_while_requests_run(direct: ServiceProcess) -> None:
+    """A change of executor and stack lands while requests run: those in flight finish on
+    the old stack, later ones take the new one, and none fails because of the swap."""
 
-    async def swap_during_load() -> list[RawResponse]:
-        task = asyncio.ensure_future(load())
-        await asyncio.sleep(0.05)
-        response = await asyncio.to_thread(
-            put_config, direct, {"executor": {"kind": "batched", "max_wait_ms": 10.0}}
-        )
+    async def swap_during_load() -> tuple[list[RawResponse], float, float]:
+        targets = [f"/task/io?ms=100&seed={i}" for i in range(30)]
+        load = asyncio.ensure_future(raw_many("127.0.0.1", direct.port, targets, concurrency=10))
+        await asyncio.sleep(0.3)
+        asked = time.perf_counter()
+        change = {"executor": {"kind": "batched", "max_wait_ms": 10.0}, "stack": ["admission"]}
+        response = await asyncio.to_thread(put_config, direct, change)
+        answered = time.perf_counter()
         assert response.status_code == 200, response.text
-        return await task
+        return await load, asked, answered
 
     try:
-        responses = asyncio.run(swap_during_load())
-        assert [r.status for r in responses] == [200] * 60
-        assert [json.loads(r.body)["result"] for r in responses] == [cpu_work(i) for i in range(60)]
-        after = get(direct, "/task/cpu", units=2)
-        assert (
-            after.status_code == 200
-            and get(direct, "/admin/config").json()["executor"]["kind"] == "batched"
-        )
+        responses, asked, answered = asyncio.run(swap_during_load())
+        assert [r.status for r in responses] == [200] * 30
+        old = "admission,faults,cache,executor"
+        new = "admission,executor"
+        assert {r.headers["x-layers"] for r in responses} == {old, new}
+        across = [r for r in responses if r.started < asked and r.ended > answered]
+        assert across, "no request was in flight across the swap"
+        assert {r.headers["x-layers"] for r in across} == {old}  # finished where they began
+        after = [r for r in responses if r.started > answered]
+        assert after and {r.headers["x-layers"] for r in after} == {new}
+        assert {r.headers["x-batch-size"] for r in across} == {"1"}
     finally:
-        put_config(direct, {"executor": {"kind": "direct", "max_wait_ms": 5.0}})
+        put_config(
+            direct,
+            {"executor": {"kind": "direct", "max_wait_ms": 5.0}, "stack": list(DEFAULT_STACK)},
+        )
     assert get(direct, "/task/cpu", units=1).headers["x-batch-size"] == "1"
 
 
@@ -336,3 +347,41 @@ def test_overload_is_shed_quickly_with_bounded_memory(direct: ServiceProcess) ->
         )
         assert get(direct, "/ping").status_code == 200
     assert get(direct, "/task/cpu", units=1).status_code == 200
+
+
+def _json_lines(service: ServiceProcess) -> list[dict[str, Any]]:
+    assert service.log_path is not None
+    lines = []
+    for text in service.log_path.read_text().splitlines():
+        if text.startswith("{"):
+            lines.append(json.loads(text))
+    return lines
+
+
+def test_request_ids_are_echoed_and_travel_to_the_dask_task(direct: ServiceProcess) -> None:
+    mine = get_with(direct, "/task/cpu", {"X-Request-Id": "test-req-1"}, units=3)
+    assert mine.headers["x-request-id"] == "test-req-1"
+    made = get(direct, "/ping").headers["x-request-id"]
+    assert made and made != "test-req-1"
+
+    def lines_of(rid: str) -> list[dict[str, Any]]:
+        return [line for line in _json_lines(direct) if line.get("request_id") == rid]
+
+    assert wait_until(lambda: len(lines_of("test-req-1")) == 2, 10, 0.1), lines_of("test-req-1")
+    by_event = {line["event"]: line for line in lines_of("test-req-1")}
+    request, task = by_event["request"], by_event["task"]
+    assert request["endpoint"] == "/task/cpu" and request["status"] == 200
+    assert request["layers"] == "admission,faults,cache,executor"
+    assert task["fn"] == "cpu_work" and task["ok"] is True
+    assert task["worker"] == request["worker"] == mine.headers["x-worker"]  # logged on the worker
+    assert [line["event"] for line in lines_of(made)] == ["request"]  # /ping runs no task
+
+    with changed(direct, {"logging": {"requests": False, "tasks": False}}):
+        quiet = get_with(direct, "/task/cpu", {"X-Request-Id": "test-req-2"}, units=3)
+        assert quiet.headers["x-request-id"] == "test-req-2"
+        time.sleep(0.5)
+        assert lines_of("test-req-2") == []
+
+
+def get_with(service: ServiceProcess, path: str, headers: dict[str, str], **params: Any) -> Any:
+    return httpx.get(f"{service.url}{path}", params=params, headers=headers, timeout=30)
