@@ -187,10 +187,19 @@ class Steady:
         return self.cpu[process] / self.requests * 1e6
 
 
-def steady_window(samples: list[tuple[float, float, dict[str, float]]]) -> Steady:
+Sample = tuple[float, float, dict[str, float]]
+"""One reading: (monotonic time, requests the service has answered, CPU s by process)."""
+
+
+def _flowing(samples: list[Sample]) -> list[int]:
+    """Indices of the samples that saw more requests answered than the one before."""
+    return [i for i in range(1, len(samples)) if samples[i][1] > samples[i - 1][1]]
+
+
+def steady_window(samples: list[Sample]) -> Steady:
     """From ``SETTLE_S`` after the first sample that saw requests to the last sample with
-    requests still flowing after it: the samples are ``(time, served, cpu by process)``."""
-    flowing = [i for i in range(1, len(samples)) if samples[i][1] > samples[i - 1][1]]
+    requests still flowing after it."""
+    flowing = _flowing(samples)
     if len(flowing) < 3:
         raise SystemExit("the load was too short to measure: raise --seconds")
     t_first = samples[flowing[0]][0]
@@ -202,38 +211,44 @@ def steady_window(samples: list[tuple[float, float, dict[str, float]]]) -> Stead
     return Steady(tb - ta, nb - na, {k: cb[k] - ca[k] for k in ca})
 
 
-def sample_while(
-    child: Child, url: str, pids: dict[str, int], timeout_s: float
-) -> list[tuple[float, float, dict[str, float]]]:
-    """Read the service's counter and each process's CPU every ``SAMPLE_S`` until ``child``
-    exits."""
-    samples = []
-    deadline = time.monotonic() + timeout_s
-    while child.poll() is None and time.monotonic() < deadline:
-        t = time.monotonic()
-        cpus = {name: cpu_s(pid) for name, pid in pids.items()}
-        samples.append((t, served(url), cpus))
-        time.sleep(max(0.0, SAMPLE_S - (time.monotonic() - t)))
-    return samples
+def steady_for(seconds: float) -> Callable[[list[Sample]], bool]:
+    """True once requests have flowed for ``SETTLE_S + seconds`` (and one interval more)."""
+
+    def enough(samples: list[Sample]) -> bool:
+        flowing = _flowing(samples)
+        return (
+            bool(flowing)
+            and samples[-1][0] - samples[flowing[0]][0] >= SETTLE_S + seconds + SAMPLE_S
+        )
+
+    return enough
 
 
 def locust_load(
     locustfile: Path, service: Any, seconds: float, users: int, extra: list[str]
 ) -> Steady:
-    """One headless Locust run against ``service``: the steady part, with the CPU of Locust
-    (``locust``) and of the service process (``service``, not its Dask workers)."""
+    """One headless Locust run against ``service``, ended once its requests have flowed for
+    ``seconds`` past the settling time (however long Locust took to start): the steady
+    part, with the CPU of Locust (``locust``) and of the service process (``service``, not
+    its Dask workers)."""
     work = Path(tempfile.mkdtemp(prefix="scalelab-bench-locust-"))
+    limit = seconds + 60  # Locust's own run time: a bound, never reached on a working machine
     args = [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless"]
-    args += ["--host", service.url, "-u", str(users), "-r", str(users), "-t", f"{seconds:g}s"]
+    args += ["--host", service.url, "-u", str(users), "-r", str(users), "-t", f"{limit:g}s"]
     args += ["--stop-timeout", "2", "--exit-code-on-error", "0", "--only-summary", *extra]
     child = Child(args, "locust", log_path=work / "locust.log")
+    pids = {"locust": child.pid, "service": service.child.pid}
+    enough = steady_for(seconds)
+    samples: list[Sample] = []
     try:
-        pids = {"locust": child.pid, "service": service.child.pid}
-        samples = sample_while(child, service.url, pids, seconds + 60)
-        code = child.wait(60)
+        while child.poll() is None and not enough(samples):
+            t = time.monotonic()
+            samples.append((t, served(service.url), {n: cpu_s(pid) for n, pid in pids.items()}))
+            time.sleep(max(0.0, SAMPLE_S - (time.monotonic() - t)))
     finally:
+        code = child.poll()
         child.stop(5)
-    if code != 0:
+    if code is not None and code != 0:
         raise SystemExit(f"locust exited with {code}:\n{child.log_tail(20)}")
     return steady_window(samples)
 
@@ -303,6 +318,7 @@ def _experiment_rps(opts: Options, users: int, units: int) -> dict[str, list[flo
             f"repeats={opts.repeats}",
             f"load.users={users}",
             f"scenario.units={units}",
+            'sweep.service.executor.kind=["direct", "batched"]',
         ],
         out=Path(tempfile.mkdtemp(prefix="scalelab-bench-")),
         progress=False,
