@@ -3,9 +3,12 @@
 Command-line flags override the configuration file. Binding an address other
 than loopback needs an admin token (``--admin-token`` or the environment
 variable ``SCALELAB_ADMIN_TOKEN``), because the admin API can change the
-service. SIGTERM and SIGINT stop the server; the app's lifespan then closes the
-client and cluster within a deadline, and anything this process started that
-is still alive after it is killed.
+service. ``--port 0`` binds a port the OS picks; the line printed once the
+service listens (``scalelab serve: listening on URL ...``) says which, and is
+how :func:`scalelab.service.process.start_service` learns it. SIGTERM and
+SIGINT stop the server; the app's lifespan then closes the client and cluster
+within a deadline, and anything this process started that is still alive after
+it is killed.
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -20,6 +19,7 @@ import pytest
 
 from scalelab.config import DEFAULT_STACK, ServiceConfig
 from scalelab.procs import wait_until
+from scalelab.prometheus_text import metric_value, samples
 from scalelab.service.process import ServiceProcess, start_service
 from scalelab.service.workloads import cpu_work
 
@@ -83,14 +83,8 @@ def changed(service: ServiceProcess, change: dict[str, Any]) -> Iterator[dict[st
 
 
 def sample(metrics_text: str, name: str, **labels: str) -> float:
-    """The value of one Prometheus sample (0 when absent); labels compare as a mapping."""
-    for line in metrics_text.splitlines():
-        if line.startswith(name + ("{" if labels else " ")):
-            head, _, value = line.rpartition(" ")
-            got = dict(re.findall(r'(\w+)="([^"]*)"', head))
-            if got == labels:
-                return float(value)
-    return 0.0
+    """The samples called ``name`` with ``labels`` (0 when absent), summed."""
+    return metric_value(metrics_text, name, **labels)
 
 
 def test_ping_answers_without_dask(direct: ServiceProcess) -> None:
@@ -195,9 +189,12 @@ def test_metrics_count_requests_by_endpoint_and_status(direct: ServiceProcess) -
     )
     assert sample(text, "scalelab_request_duration_seconds_bucket", endpoint="/task/cpu", le="30.0")
     assert sample(text, "scalelab_dask_workers") == 1
-    assert not any(
-        line.startswith('scalelab_requests_total{endpoint="/metrics"') for line in text.splitlines()
-    )
+    metrics_requests = [  # the control plane is not counted
+        x
+        for x in samples(text)
+        if x.name == "scalelab_requests_total" and x.labels.get("endpoint") == "/metrics"
+    ]
+    assert not metrics_requests, metrics_requests
 
 
 def test_docs_and_openapi(direct: ServiceProcess) -> None:
