@@ -374,6 +374,8 @@ def test_request_ids_are_echoed_and_travel_to_the_dask_task(direct: ServiceProce
     assert request["layers"] == "admission,faults,cache,executor"
     assert task["fn"] == "cpu_work" and task["ok"] is True
     assert task["worker"] == request["worker"] == mine.headers["x-worker"]  # logged on the worker
+    assert wait_until(lambda: lines_of(made), 10, 0.1)  # lines are written every 0.25 s
+    time.sleep(0.5)
     assert [line["event"] for line in lines_of(made)] == ["request"]  # /ping runs no task
 
     with changed(direct, {"logging": {"requests": False, "tasks": False}}):
