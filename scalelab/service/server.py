@@ -81,7 +81,6 @@ def serve_from_args(args: argparse.Namespace) -> int:
     config = resolve_config(args)
     token = resolve_token(host, getattr(args, "admin_token", None))
     plan_stack(config)  # a bad layer or plugin fails before the cluster starts
-    json_logger(REQUEST_LOGGER)  # request lines, as JSON, on standard error
 
     app = create_app(
         config, admin_token=token, close_deadline_s=CLOSE_DEADLINE_S, kill_leftovers=True
@@ -98,6 +97,7 @@ def serve_from_args(args: argparse.Namespace) -> int:
         # after uvicorn's default 5 s races with their reuse and shows up as errors.
         timeout_keep_alive=75,
     )
+    json_logger(REQUEST_LOGGER)  # after uvicorn's own logging set-up, which closes handlers
     # Claim the port before the cluster starts: the cluster's own servers take
     # ports the OS picks, and one of them could otherwise be this one.
     try:

@@ -134,6 +134,10 @@ def test_io_task_sleeps_the_drawn_delay(direct: ServiceProcess) -> None:
         ("/task/io", {"ms": 5, "dist": "uniform"}, "dist"),
         ("/task/io", {"ms": 5, "dist": "bimodal"}, "slow_ms"),
         ("/task/io", {"ms": 5, "dist": "bimodal", "slow_ms": 9, "slow_frac": 2}, "slow_frac"),
+        ("/task/key/k1", {"units": -1}, "units"),
+        ("/task/key/k1", {"units": "many"}, "units"),
+        ("/task/key/k1", {"io_ms": 2_001}, "io_ms"),
+        ("/task/key/k1", {"io_ms": "nan"}, "io_ms"),
     ],
 )
 def test_bad_input_gets_422_naming_the_parameter(
@@ -143,7 +147,7 @@ def test_bad_input_gets_422_naming_the_parameter(
     assert response.status_code == 422
     detail = response.json()["detail"]
     assert [d["loc"] for d in detail] == [["query", param]]
-    if param in ("units", "ms") and params[param] != "many":
+    if param in ("units", "ms", "io_ms") and params[param] != "many":
         assert "limits.max_" in detail[0]["msg"]
 
 
@@ -201,6 +205,8 @@ def test_docs_and_openapi(direct: ServiceProcess) -> None:
     assert get(direct, "/docs").status_code == 200
     paths = get(direct, "/openapi.json").json()["paths"]
     assert {"/ping", "/task/cpu", "/task/io", "/health", "/metrics", "/admin/config"} <= set(paths)
+    keyed = paths["/task/key/{key}"]["get"]["parameters"]
+    assert [p["name"] for p in keyed] == ["key", "units", "io_ms"]
 
 
 def test_admin_config_get_and_put(direct: ServiceProcess) -> None:
@@ -374,6 +380,8 @@ def test_request_ids_are_echoed_and_travel_to_the_dask_task(direct: ServiceProce
     assert request["layers"] == "admission,faults,cache,executor"
     assert task["fn"] == "cpu_work" and task["ok"] is True
     assert task["worker"] == request["worker"] == mine.headers["x-worker"]  # logged on the worker
+    assert wait_until(lambda: lines_of(made), 10, 0.1)  # lines are written every 0.25 s
+    time.sleep(0.5)
     assert [line["event"] for line in lines_of(made)] == ["request"]  # /ping runs no task
 
     with changed(direct, {"logging": {"requests": False, "tasks": False}}):
