@@ -984,6 +984,11 @@ def bench_stampede(opts: Options) -> list[Figure]:
     ]
 
 
+from benchmarks.partitioning import BENCHMARKS as PARTITIONING  # noqa: E402
+
+BENCHMARKS.update(PARTITIONING)  # pruning, keys_moved, hot_split, index
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated names")
