@@ -17,6 +17,7 @@ from scalelab.analysis.partitioning import (
 )
 from scalelab.experiment.runner import run_experiment
 from scalelab.partition_plots import report_section
+from scalelab.report import write_report
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,3 +67,5 @@ def test_the_sweep_short_form_records_partitions_and_marks_the_knee(
     section = report_section(exp)
     assert f"<b>{knee} partitions</b>" in section and "<img" in section
     assert isinstance(table, pd.DataFrame)
+    report = Path(write_report(result.path)).read_text()  # what `scalelab run` writes
+    assert "<h2>Partitioning</h2>" in report and f"<b>{knee} partitions</b>" in report
