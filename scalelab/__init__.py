@@ -35,12 +35,16 @@ _EXPORTS: dict[str, str] = {
     "Executor": "scalelab.service.executors",
     "TaskResult": "scalelab.service.executors",
     "EvictionPolicy": "scalelab.service.cache_policies",
+    "Partitioner": "scalelab.data.partitioners",
+    "HashRing": "scalelab.data.ring",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
 
 if TYPE_CHECKING:
     from scalelab.config import ServiceConfig, load_config
+    from scalelab.data.partitioners import Partitioner
+    from scalelab.data.ring import HashRing
     from scalelab.errors import ConfigError, PluginError, RunError, ScaleLabError, SpecError
     from scalelab.exercises import check
     from scalelab.experiment.runner import (

@@ -1,4 +1,4 @@
-"""The ``scalelab`` command: serve, run, report, logs, prometheus, lab and exercises.
+"""The ``scalelab`` command: serve, run, report, logs, prometheus, lab, exercises and data.
 
 Each subcommand imports its machinery only when it runs, so that ``scalelab
 --help`` is fast and no command pulls in more than it needs. Errors a user can
@@ -57,6 +57,12 @@ def _exercises(args: argparse.Namespace) -> int:
     return exercises_from_args(args)
 
 
+def _data(args: argparse.Namespace) -> int:
+    from scalelab.data.cli import data_from_args
+
+    return data_from_args(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     parser = argparse.ArgumentParser(
@@ -68,7 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the HTTP task service on a Dask cluster")
     serve.add_argument("--config", metavar="FILE", help="service configuration (TOML)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    serve.add_argument("--port", type=int, default=8000, help="port to listen on")
+    serve.add_argument(
+        "--port",
+        type=int,
+        default=8000,
+        help="port to listen on (0: a free one, printed in the 'listening on' line)",
+    )
     serve.add_argument(
         "--scheduler",
         metavar="ADDRESS",
@@ -128,6 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     ex = add_exercises(sub)
     ex.set_defaults(func=_exercises)
+
+    from scalelab.data.cli import add_parser as add_data_parser
+
+    add_data_parser(sub)
+    sub.choices["data"].set_defaults(func=_data)
     return parser
 
 

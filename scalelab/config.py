@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from scalelab.data.config import RouterConfig
 from scalelab.errors import ConfigError
 from scalelab.validation import describe_validation_error
 
@@ -241,7 +242,7 @@ class OriginConfig(Section):
     )
 
 
-BUILTIN_LAYERS: tuple[str, ...] = ("admission", "faults", "cache")
+BUILTIN_LAYERS: tuple[str, ...] = ("admission", "faults", "cache", "router")
 """Layers the service knows by name; each takes its parameters from the section of that name."""
 
 DEFAULT_STACK: tuple[str, ...] = ("admission", "faults", "cache")
@@ -301,6 +302,11 @@ class ServiceConfig(Section):
     cache: CacheConfig = Field(default_factory=CacheConfig)
     origin: OriginConfig = Field(default_factory=OriginConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    router: RouterConfig = Field(
+        default_factory=RouterConfig,
+        description="The router layer: partitioned data, its engine and placement (see "
+        "docs/partitioning.md); in force when 'router' is in the stack.",
+    )
 
     @field_validator("layers")
     @classmethod

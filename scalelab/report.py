@@ -72,6 +72,7 @@ _FIGURES = [
     ("p999_ms", "p99.9 ms", "{:.2f}"),
     ("max_ms", "max ms", "{:.2f}"),
     ("error_rate", "errors %", "{:.2%}"),
+    ("dropped", "dropped", "{:,.0f}"),
 ]
 
 # The runs table of the HTML report: fewer columns than the terminal's, units in headers.
@@ -558,7 +559,7 @@ def _versions_text(versions: Any) -> Any:
 
 
 def _errors_html(run: Run) -> str:
-    req = run.requests
+    req = run.sent_requests  # the open loop's drops are counted apart, not as errors
     if req.empty or bool(req["ok"].all()):
         return ""
     bad = req.loc[~req["ok"].astype(bool)]
@@ -608,6 +609,7 @@ def run_report_html(run: Run, base: Path | None = None) -> str:
         ("p99.9 latency (ms)", _fmt(s.get("p999_ms"), "{:,.2f}")),
         ("largest latency (ms)", _fmt(s.get("max_ms"), "{:,.2f}")),
         ("errors (%)", _fmt(s.get("error_rate"), "{:.2%}")),
+        ("dropped, never sent", _fmt(s.get("dropped"), "{:,.0f}")),
     ]
     params = ", ".join(f"{plots.label_of(k)} = {v}" for k, v in run.params.items())
     body = [
@@ -636,8 +638,16 @@ def run_report_html(run: Run, base: Path | None = None) -> str:
         mmc = _mmc_sentence(run)
         if mmc:
             body.append(f'<p class="note">{html.escape(mmc)}</p>')
-    body += [_errors_html(run), _little_html(run), _events_html(run)]
+    body += [_errors_html(run), _little_html(run), _partitioning_html(run), _events_html(run)]
     return _page(f"scalelab run {run.run_id}", body)
+
+
+def _partitioning_html(target: Run | Experiment) -> str:
+    """The partitioning section (per-partition load; the overhead knee of a partition-count
+    sweep) for runs whose service had a router; empty otherwise."""
+    from scalelab.partition_plots import report_section
+
+    return report_section(target)
 
 
 def _group_labels(exp: Experiment) -> tuple[list[str], dict[str, list[Run]]]:
@@ -699,6 +709,7 @@ def experiment_report_html(exp: Experiment, base: Path | None = None) -> str:
             plots.compare_runs(exp, param, ax=list(np.ravel(axes)))
             body.append(_png(fig, f"comparison by {plots.label_of(param)}"))
         body.append(_usl_html(exp))
+    body.append(_partitioning_html(exp))
     if with_data:
         hists = {label: merged_histogram(runs) for label, runs in groups.items()}
         if len(hists) > MAX_LINES:

@@ -45,11 +45,22 @@ SCHEMA = pa.schema(
         ("age_ms", pa.float64()),
         ("stale_ms", pa.float64()),
         ("request_id", pa.string()),
+        ("rows", pa.int64()),
     ]
 )
 
 INTENDED_KEY = "intended_start"  # request context key carrying the open loop's scheduled start
-DROPPED_KEY = "dropped"  # request context key marking a request the open loop never sent
+
+DROPPED_METHOD = "DROPPED"
+"""The ``method`` of a request the open loop never sent (its cap on requests in flight
+was reached). It is the one marker of such rows, in the request event, in
+``requests.parquet`` and in every figure: a row with it is counted as dropped, never
+as a request sent, an error or a latency."""
+
+
+def is_sent(method: str) -> bool:
+    """True unless ``method`` marks a request the open loop never sent."""
+    return method != DROPPED_METHOD
 
 
 def error_text(exception: Any) -> str:
@@ -73,6 +84,7 @@ _HEADER_NAMES = (
     "x-age-ms",
     "x-stale-ms",
     "x-request-id",
+    "x-rows-scanned",
 )
 
 
@@ -173,6 +185,7 @@ class RequestLog:
         self.age_ms: list[float | None] = []
         self.stale_ms: list[float | None] = []
         self.request_id: list[str] = []
+        self.rows: list[int | None] = []
         self.dropped_rows: set[int] = set()
 
     def __len__(self) -> int:
@@ -200,7 +213,7 @@ class RequestLog:
             self.latency_intended_us.append(latency_us)
         else:
             self.latency_intended_us.append(latency_us + int((start_time - intended) * 1e6))
-        if context and DROPPED_KEY in context:  # never sent: a row, not a latency
+        if not is_sent(request_type):  # never sent: a row, not a latency
             self.dropped_rows.add(len(self.start))
         self.intended.append(intended)
         self.start.append(start_time)
@@ -221,7 +234,7 @@ class RequestLog:
             self.status.append(getattr(response, "status_code", 0) or 0)
             headers = getattr(response, "headers", None)
         if headers:
-            worker, batch, cache, partition, attempts, version, age, stale, rid = _reader_for(
+            worker, batch, cache, partition, attempts, version, age, stale, rid, rows = _reader_for(
                 headers
             )(headers)
             self.worker.append(worker)
@@ -233,6 +246,7 @@ class RequestLog:
             self.age_ms.append(_float_or_none(age) if age else None)
             self.stale_ms.append(_float_or_none(stale) if stale else None)
             self.request_id.append(rid)
+            self.rows.append(_int_or_none(rows) if rows else None)
         else:
             self.worker.append("")
             self.batch_size.append(0)
@@ -243,6 +257,7 @@ class RequestLog:
             self.age_ms.append(None)
             self.stale_ms.append(None)
             self.request_id.append("")
+            self.rows.append(None)
 
     def _sent(self, column: list[Any]) -> list[Any]:
         """``column`` without the rows of dropped requests."""
@@ -275,6 +290,7 @@ class RequestLog:
             pa.array(self.age_ms, pa.float64()),
             pa.array(self.stale_ms, pa.float64()),
             pa.array(self.request_id, pa.string()),
+            pa.array(self.rows, pa.int64()),
         ]
         return pa.Table.from_arrays(arrays, schema=SCHEMA)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from scalelab.service.executors.base import Executor, TaskResult
@@ -15,6 +15,18 @@ class DirectExecutor(Executor):
     async def run(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> TaskResult:
         """Submit one task and wait for it."""
         future = self.client.submit(run_task, fn, args, pure=False)
+        self.metrics.tasks_submitted.inc()
+        self.metrics.batch_size.observe(1)
+        worker, value = await future
+        return TaskResult(value, worker, 1)
+
+    async def run_at(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], workers: Sequence[str]
+    ) -> TaskResult:
+        """Submit one task that must run on one of ``workers`` (where its data is)."""
+        future = self.client.submit(
+            run_task, fn, args, pure=False, workers=list(workers), allow_other_workers=False
+        )
         self.metrics.tasks_submitted.inc()
         self.metrics.batch_size.observe(1)
         worker, value = await future

@@ -3,6 +3,7 @@
 - ``admission`` (:class:`~.admission.Admission`): load shedding;
 - ``faults`` (:class:`~.faults.Faults`): the ingress fault point;
 - ``cache`` (:class:`~.cache.Cache`): the cache in front of keyed reads;
+- ``router`` (:class:`~.router.Router`): partitioned data for ``/data`` queries;
 - ``executor`` (:class:`~.execute.ExecutorLayer`): the terminal layer.
 
 Each takes its parameters from the configuration section of its name. A user
@@ -17,13 +18,15 @@ from scalelab.service.layers.admission import Admission
 from scalelab.service.layers.cache import Cache
 from scalelab.service.layers.execute import ExecutorLayer
 from scalelab.service.layers.faults import Faults
+from scalelab.service.layers.router import Router
 
 BUILTIN: dict[str, type[Layer]] = {
     "admission": Admission,
     "faults": Faults,
     "cache": Cache,
+    "router": Router,
     "executor": ExecutorLayer,
 }
 """Built-in layers by name (``executor`` always ends the stack)."""
 
-__all__ = ["BUILTIN", "Admission", "Cache", "ExecutorLayer", "Faults"]
+__all__ = ["BUILTIN", "Admission", "Cache", "ExecutorLayer", "Faults", "Router"]
