@@ -139,14 +139,12 @@ def session_of(*runs: Run | Sequence[Run], cell: int = 5) -> Session:
 
 def cache_requests(hit_ratio: float, n: int = 3000, seed: int = 0) -> pd.DataFrame:
     """Keyed reads (``/task/key``) of which a share ``hit_ratio`` were cache hits."""
-    from scalelab.analysis.caching import KEYED_READ
-
     rng = np.random.default_rng(seed)
     req = make_requests(
         rate=n / 10.0, duration_s=10.0, latency="exponential", mean_ms=2.0, seed=seed
     )
     hits = rng.random(len(req)) < hit_ratio
-    req["name"] = pd.Series([KEYED_READ] * len(req), dtype="string")
+    req["name"] = pd.Series(["/task/key"] * len(req), dtype="string")
     req["cache"] = pd.Series(np.where(hits, "hit", "miss"), dtype="string")
     return req
 
