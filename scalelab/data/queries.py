@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from scalelab.data.schema import ORDERS_COLUMNS
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,8 @@ def query_name(query: Query) -> str:
 
 
 def _bounds(values: np.ndarray, low: Any, high: Any) -> tuple[int, int]:
+    import numpy as np
+
     return int(np.searchsorted(values, low, "left")), int(np.searchsorted(values, high, "right"))
 
 
@@ -114,6 +117,8 @@ def _select(frame: pd.DataFrame, column: str, low: Any, high: Any, sorted_by: st
 
 
 def _ts_filter(frame: pd.DataFrame, low: int | None, high: int | None) -> pd.DataFrame:
+    import numpy as np
+
     if low is None and high is None:
         return frame
     ts = frame["ts"]
@@ -251,12 +256,16 @@ def merge(query: Query, values: list[Any]) -> dict[str, Any]:
 
 def key_counts(frame: pd.DataFrame, key: str) -> tuple[np.ndarray, np.ndarray]:
     """The distinct values of ``key`` in ``frame`` (ascending) and the rows of each."""
+    import numpy as np
+
     keys, counts = np.unique(frame[key].to_numpy(), return_counts=True)
     return keys.astype(np.int64), counts.astype(np.int64)
 
 
 def rows_frame(rows: tuple[tuple[Any, ...], ...]) -> pd.DataFrame:
     """Inserted rows as an orders frame."""
+    import pandas as pd
+
     frame = pd.DataFrame(list(rows), columns=list(ORDERS_COLUMNS))
     return frame.astype(
         {"order_id": "int64", "customer_id": "int64", "ts": "int64", "amount": "float64"}

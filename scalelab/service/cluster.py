@@ -161,9 +161,16 @@ async def close_cluster(
 
 
 def kill_descendants(grace_s: float = 2.0) -> int:
-    """Terminate, then kill, every process this process started; return how many there were."""
+    """Terminate, then kill, every process this process started; return how many there were.
+
+    Python's multiprocessing resource tracker is left alone: it ignores SIGTERM
+    (waiting out the grace period for nothing) and ends by itself as soon as
+    this process, which holds its pipe, has ended.
+    """
     try:
-        children = psutil.Process(os.getpid()).children(recursive=True)
+        children = [
+            c for c in psutil.Process(os.getpid()).children(recursive=True) if not _tracker(c)
+        ]
     except psutil.Error:
         return 0
     for child in children:
@@ -174,3 +181,11 @@ def kill_descendants(grace_s: float = 2.0) -> int:
         with contextlib.suppress(psutil.Error):
             child.kill()
     return len(children)
+
+
+def _tracker(proc: psutil.Process) -> bool:
+    """True for multiprocessing's resource tracker."""
+    try:
+        return any("multiprocessing.resource_tracker" in part for part in proc.cmdline())
+    except psutil.Error:
+        return False

@@ -50,10 +50,11 @@ _ORIGIN_ATTR = "scalelab_layer"
 
 def layer_class(use: str, field: str) -> type[Layer]:
     """The class a stack entry uses: a built-in layer by name, or a user ``module:Class``."""
-    from scalelab.service.layers import BUILTIN
+    from scalelab.service.layers import builtin_layer
 
-    if use in BUILTIN:
-        return BUILTIN[use]
+    builtin = builtin_layer(use)
+    if builtin is not None:
+        return builtin
     if ":" not in use:
         raise PluginError(
             f"{field} = {use!r}: unknown layer; use a built-in "

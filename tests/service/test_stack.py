@@ -203,7 +203,7 @@ def test_a_bad_stack_is_refused_naming_the_field(
         ({"use": f"{HERE}:Sleep", "before_ms": "soon"}, "layers.x.before_ms", "valid number"),
         ({"use": f"{HERE}:NotALayer"}, "layers.x", "'__call__' must be 'async def'"),
         ({"use": "no_such_module_q:Layer"}, "layers.x", "cannot import module"),
-        ({"use": "scalelab.service.layers:ExecutorLayer"}, "layers.x", "ends the stack"),
+        ({"use": "scalelab.service.layers.execute:ExecutorLayer"}, "layers.x", "ends the stack"),
     ],
 )
 def test_a_bad_layer_is_refused_before_anything_is_built(

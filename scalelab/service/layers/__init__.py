@@ -13,20 +13,29 @@ stack as ``module:Class`` (see docs/architecture.md).
 
 from __future__ import annotations
 
+import importlib
+
 from scalelab.service.layer import Layer
-from scalelab.service.layers.admission import Admission
-from scalelab.service.layers.cache import Cache
-from scalelab.service.layers.execute import ExecutorLayer
-from scalelab.service.layers.faults import Faults
-from scalelab.service.layers.router import Router
 
-BUILTIN: dict[str, type[Layer]] = {
-    "admission": Admission,
-    "faults": Faults,
-    "cache": Cache,
-    "router": Router,
-    "executor": ExecutorLayer,
+BUILTIN_PATHS: dict[str, str] = {
+    "admission": "scalelab.service.layers.admission:Admission",
+    "faults": "scalelab.service.layers.faults:Faults",
+    "cache": "scalelab.service.layers.cache:Cache",
+    "router": "scalelab.service.layers.router:Router",
+    "executor": "scalelab.service.layers.execute:ExecutorLayer",
 }
-"""Built-in layers by name (``executor`` always ends the stack)."""
+"""Built-in layers by name (``executor`` always ends the stack), imported when first used:
+a service without a router never loads the data engines (pandas, pyarrow)."""
 
-__all__ = ["BUILTIN", "Admission", "Cache", "ExecutorLayer", "Faults", "Router"]
+
+def builtin_layer(name: str) -> type[Layer] | None:
+    """The built-in layer class called ``name``, or None when there is none."""
+    path = BUILTIN_PATHS.get(name)
+    if path is None:
+        return None
+    module, _, attr = path.partition(":")
+    cls: type[Layer] = getattr(importlib.import_module(module), attr)
+    return cls
+
+
+__all__ = ["BUILTIN_PATHS", "builtin_layer"]
