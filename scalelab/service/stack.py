@@ -292,6 +292,9 @@ class Stack:
         except Exception as exc:
             response = failure_response(exc)
         response.headers["X-Layers"] = ",".join(dict.fromkeys(request.trail))
+        # Tries that reached the executor: 1 normally, more with retries and hedges,
+        # 0 for an answer from a cache or a layer that failed it fast.
+        response.headers.setdefault("X-Attempts", str(request.trail.count(EXECUTOR)))
         return response
 
     def describe(self) -> list[dict[str, Any]]:

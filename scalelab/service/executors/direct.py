@@ -14,7 +14,8 @@ class DirectExecutor(Executor):
 
     async def run(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> TaskResult:
         """Submit one task and wait for it."""
-        future = self.client.submit(run_task, fn, args, pure=False)
+        retries = self.config.executor.retries or None
+        future = self.client.submit(run_task, fn, args, pure=False, retries=retries)
         self.metrics.tasks_submitted.inc()
         self.metrics.batch_size.observe(1)
         worker, value = await future

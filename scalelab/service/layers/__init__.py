@@ -3,6 +3,8 @@
 - ``admission`` (:class:`~.admission.Admission`): load shedding;
 - ``faults`` (:class:`~.faults.Faults`): the ingress fault point;
 - ``cache`` (:class:`~.cache.Cache`): the cache in front of keyed reads;
+- ``timeout``, ``retry``, ``breaker``, ``hedge``, ``limit``: failure handling
+  (:mod:`.timeout`, :mod:`.retry`, :mod:`.breaker`, :mod:`.hedge`, :mod:`.limit`);
 - ``executor`` (:class:`~.execute.ExecutorLayer`): the terminal layer.
 
 Each takes its parameters from the configuration section of its name. A user
@@ -14,16 +16,37 @@ from __future__ import annotations
 
 from scalelab.service.layer import Layer
 from scalelab.service.layers.admission import Admission
+from scalelab.service.layers.breaker import Breaker
 from scalelab.service.layers.cache import Cache
 from scalelab.service.layers.execute import ExecutorLayer
 from scalelab.service.layers.faults import Faults
+from scalelab.service.layers.hedge import Hedge
+from scalelab.service.layers.limit import Limit
+from scalelab.service.layers.retry import Retry
+from scalelab.service.layers.timeout import Timeout
 
 BUILTIN: dict[str, type[Layer]] = {
     "admission": Admission,
     "faults": Faults,
     "cache": Cache,
+    "timeout": Timeout,
+    "retry": Retry,
+    "breaker": Breaker,
+    "hedge": Hedge,
+    "limit": Limit,
     "executor": ExecutorLayer,
 }
 """Built-in layers by name (``executor`` always ends the stack)."""
 
-__all__ = ["BUILTIN", "Admission", "Cache", "ExecutorLayer", "Faults"]
+__all__ = [
+    "BUILTIN",
+    "Admission",
+    "Breaker",
+    "Cache",
+    "ExecutorLayer",
+    "Faults",
+    "Hedge",
+    "Limit",
+    "Retry",
+    "Timeout",
+]
