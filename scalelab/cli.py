@@ -1,4 +1,4 @@
-"""The ``scalelab`` command: serve, run, report, lab and exercises.
+"""The ``scalelab`` command: serve, run, report, lab, exercises, fault and proxy.
 
 Each subcommand imports its machinery only when it runs, so that ``scalelab
 --help`` is fast and no command pulls in more than it needs. Errors a user can
@@ -107,6 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
     ex_rel.add_argument("--source", default="notebooks/solutions", metavar="DIR")
     ex_rel.add_argument("--output", default="notebooks", metavar="DIR")
     ex.set_defaults(func=_exercises)
+
+    from scalelab.chaos.cli import add_parsers
+
+    add_parsers(sub)
     return parser
 
 

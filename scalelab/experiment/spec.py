@@ -267,6 +267,16 @@ class SloSpec(_Section):
         le=3_600,
         description="Time allowed after the last fault ends before the 'after' window starts.",
     )
+    judge: list[Literal["before", "during", "after"]] = Field(
+        default_factory=lambda: ["before", "after"],  # type: ignore[arg-type]
+        description="Phases the hypothesis must hold in: before, during, after each fault.",
+    )
+    goodput_ms: float | None = Field(
+        default=None,
+        gt=0,
+        description="A success counts as goodput within this latency (default: p99_ms, "
+        "else max_ms, else any).",
+    )
 
     @model_validator(mode="after")
     def _some_limit(self) -> SloSpec:

@@ -30,6 +30,7 @@ from hdrh.histogram import HdrHistogram
 
 from scalelab import hdr
 from scalelab.analysis.percentiles import hist_mean_ms
+from scalelab.experiment.steady_state import steady_state
 from scalelab.loadgen.records import histogram_of
 
 if TYPE_CHECKING:
@@ -124,6 +125,7 @@ def compute_summary(
     measure_from: float | None = None,
     slo: SloSpec | None = None,
     fault_window: tuple[float, float] | None = None,
+    fault_spans: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The figures of ``summary.json`` for a run directory (missing inputs give ``None``).
 
@@ -204,6 +206,8 @@ def compute_summary(
         verdicts = slo_verdicts(records or {}, slo, fault_window)
         summary["slo"] = verdicts
         summary["slo_pass"] = all(v["pass"] for v in verdicts.values())
+    # Phases around each fault, time to detect and recover, goodput, amplification.
+    summary.update(steady_state(run, measure_from, slo, fault_spans, summary.get("slo")))
 
     summary["params"] = dict(params or {})
     summary["run_id"] = run_id
