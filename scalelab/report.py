@@ -23,6 +23,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from scalelab import plots
+from scalelab.analysis.failure import steady_state_html
 from scalelab.analysis.frames import per_second
 from scalelab.analysis.load import (
     Experiment,
@@ -265,7 +266,8 @@ def run_report_html(run: Run) -> str:
                 (8.0, 3.6),
             ),
         ]
-    body += [_errors_html(run), _little_html(run), _events_html(run)]
+    body += [_errors_html(run), steady_state_html(run.summary), _little_html(run)]
+    body += [_events_html(run)]
     return _page(f"scalelab run {run.run_id}", [b for b in body if b])
 
 
@@ -344,6 +346,7 @@ def experiment_report_html(exp: Experiment) -> str:
                 lambda ax: plots.latency_over_time(frames, ax=ax, columns=("p99_ms",)), (8.0, 3.6)
             ),
         ]
+    body += [steady_state_html(r.summary, f"Steady state of {r.run_id}") for r in exp.runs]
     failed = [r for r in exp.runs if r.status != "ok"]
     if failed:
         body.append("<h2>Runs that did not finish</h2>")

@@ -6,7 +6,8 @@ Little's law, a Universal Scalability Law fit, M/M/c (Erlang C) predictions,
 bootstrap confidence intervals and A/B comparison; for caches, hit ratios,
 latency by answer, origin load, staleness and Che's approximation of LRU
 (:mod:`scalelab.analysis.caching`); what each layer of the service's stack did
-(:func:`layer_table`).
+(:func:`layer_table`); for failures, faults with their spans, the steady state
+phase by phase and retry amplification (:mod:`scalelab.analysis.failure`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ from scalelab.analysis.caching import (
     simulate_lru,
     staleness,
     zipf_popularity,
+)
+from scalelab.analysis.failure import (
+    attempts_per_second,
+    fault_spans,
+    fault_table,
+    phase_table,
 )
 from scalelab.analysis.frames import per_second, requests_frame, runs_frame
 from scalelab.analysis.layers import layer_counters, layer_table
@@ -56,6 +63,10 @@ from scalelab.analysis.usl import USLFit, fit_usl, usl_throughput
 
 __all__ = [
     "ABResult",
+    "attempts_per_second",
+    "fault_spans",
+    "fault_table",
+    "phase_table",
     "ErlangC",
     "Experiment",
     "LittleLaw",

@@ -6,16 +6,19 @@ intended start, around each fault's span (its start and end, from
 :meth:`~scalelab.experiment.faults.FaultRunner.spans`):
 
 - ``before``: requests answered before the first fault started (as ``slo.before``);
-- ``during:i``: requests that started while fault ``i`` was on; an instantaneous
+- ``during:i``: requests in flight at any time while fault ``i`` was on (those
+  that started before it and were still waiting met it too); an instantaneous
   fault (a kill) is "on" for ``recovery_s`` after it;
 - ``after:i``: requests that started from ``recovery_s`` after fault ``i`` ended
-  until the next fault started (the last one: until the end of the load).
+  and were answered before the next fault started (the last one: the end of
+  the load).
 
 Each phase gets the figures of ``summary.json`` and the verdict of every
 ``[slo]`` limit; the phases named by ``slo.judge`` (``before`` and ``after`` by
 default) decide ``slo_pass``, and ``slo_failed_phase`` names the first phase
-that failed. Per fault, over one-second windows from its start: the **time to
-detect** is from the fault's start to the end of the first window that breaks
+that failed. Per fault, over one-second windows of the answers (by the time
+each request was answered, as monitoring sees them) from its start: the **time
+to detect** is from the fault's start to the end of the first window that breaks
 the hypothesis; the **time to recover** from the fault's end (its start, when
 instantaneous) to the start of the first window from which every window up to
 the next fault meets it again. **Goodput** is the rate of successful requests
@@ -151,23 +154,24 @@ def phases(
 
 
 def _in_phase(reqs: Requests, name: str, low: float | None, high: float | None) -> list[int]:
-    if name == "before":  # answered before the first fault: none of them met it
-        return [i for i in range(reqs.n) if high is None or reqs.ends[i] < high]
-    return [
-        i
-        for i in range(reqs.n)
-        if (low is None or reqs.intended[i] >= low) and (high is None or reqs.intended[i] < high)
-    ]
+    """A fault's phase holds the requests in flight at any time of it (they met the fault);
+    a steady phase those that started in it and were answered before the next fault."""
+    lo = -math.inf if low is None else low
+    hi = math.inf if high is None else high
+    if name.startswith("during"):
+        return [i for i in range(reqs.n) if reqs.intended[i] < hi and reqs.ends[i] >= lo]
+    return [i for i in range(reqs.n) if reqs.intended[i] >= lo and reqs.ends[i] < hi]
 
 
 def _windows_meet(
     reqs: Requests, slo: SloSpec, start: float, stop: float
 ) -> list[tuple[float, bool]]:
-    """One-second windows from ``start`` to ``stop``: each window's start and whether it meets."""
+    """One-second windows from ``start`` to ``stop``: each window's start and whether the
+    requests answered in it (what monitoring sees) meet the hypothesis."""
     out = []
     t = start
     while t < stop:
-        keep = [i for i in range(reqs.n) if t <= reqs.intended[i] < t + 1.0]
+        keep = [i for i in range(reqs.n) if t <= reqs.ends[i] < t + 1.0]
         figures = reqs.where(keep)
         figures["throughput_rps"] = len(keep) / min(1.0, stop - t)
         out.append((t, not keep or not _failing(figures, slo)))
@@ -185,8 +189,9 @@ def fault_times(
         windows = _windows_meet(reqs, slo, span["start"], nxt)
         broken = [t for t, meets in windows if not meets]
         detect = broken[0] + 1.0 - span["start"] if broken else None
-        recover: float | None = None
+        recover: float | None = 0.0  # never broken: nothing to recover from
         if broken:
+            recover = None
             after = _windows_meet(reqs, slo, span["end"], nxt)
             last_bad = max((k for k, (_, meets) in enumerate(after) if not meets), default=-1)
             if last_bad == -1:

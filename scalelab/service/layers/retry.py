@@ -1,6 +1,7 @@
 """``retry``: a failed request is tried again, after a backoff, while a retry budget allows.
 
-An attempt whose status is in ``retry.retry_on`` is retried while the
+An attempt whose status is in ``retry.retry_on`` (an exception from the rest of
+the stack counts as the 500 or 503 it would be answered with) is retried while the
 attempts are fewer than ``retry.max_attempts``, the policy allows it
 (:class:`~scalelab.service.resilience.RetryPolicy`; by default backoff with
 jitter and a Finagle-style budget) and the wait ends before the request's
@@ -26,6 +27,7 @@ from scalelab.service.resilience.retry_policy import (
     check_retry,
     retry_policy_class,
 )
+from scalelab.service.stack import failure_response
 
 OPEN_HEADER = "X-Circuit"
 """The header an open breaker's fail-fast answer carries."""
@@ -60,7 +62,10 @@ class Retry(Layer):
         attempt = 1
         current = request.replace(attempt=request.attempt)
         while True:
-            response = await next(current)
+            try:
+                response = await next(current)
+            except Exception as exc:  # the work failed: an answer like any other failure
+                response = failure_response(exc)
             policy.on_result(attempt, response.ok)
             if response.ok or response.status not in self.retry_on:
                 break
