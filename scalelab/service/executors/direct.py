@@ -2,11 +2,40 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
 from scalelab.service.executors.base import Executor, TaskResult
 from scalelab.service.workloads import run_task
+
+
+async def _outcome(future: Any) -> Any:
+    return await future
+
+
+def _consume(task: asyncio.Future[Any]) -> None:
+    """Retrieve the outcome of a call nobody waits for any more."""
+    with contextlib.suppress(BaseException):
+        task.exception()
+
+
+async def wait_for_future(future: Any) -> Any:
+    """The result of a Dask future, such that cancelling the caller cancels only the caller.
+
+    The Dask client gathers the results of concurrent waiters together; cancelling
+    one waiter (a timeout, a hedge's loser) while it awaits the future directly would
+    cancel that shared gather, and with it every other request waiting on it. The
+    wait is shielded instead: the caller is cancelled at once, and the task's result
+    (it still runs to the end on its worker) is dropped when it arrives.
+    """
+    inner = asyncio.ensure_future(_outcome(future))
+    try:
+        return await asyncio.shield(inner)
+    except asyncio.CancelledError:
+        inner.add_done_callback(_consume)
+        raise
 
 
 class DirectExecutor(Executor):
@@ -18,5 +47,5 @@ class DirectExecutor(Executor):
         future = self.client.submit(run_task, fn, args, pure=False, retries=retries)
         self.metrics.tasks_submitted.inc()
         self.metrics.batch_size.observe(1)
-        worker, value = await future
+        worker, value = await wait_for_future(future)
         return TaskResult(value, worker, 1)
