@@ -77,6 +77,8 @@ class Workers:
     def __init__(self, client: Client, cluster: LocalCluster | None = None) -> None:
         self.client = client
         self.cluster = cluster
+        self.size = len(cluster.worker_spec) if cluster is not None else 0
+        """A LocalCluster's size, which :meth:`restore` brings it back to."""
         self._known: dict[str, tuple[int, str]] = {}
         self.paused: dict[str, WorkerInfo] = {}
 
@@ -190,19 +192,28 @@ class Workers:
                 await self.resume(address)
 
     async def restore(self) -> list[str]:
-        """LocalCluster: start a replacement for every worker whose nanny has closed."""
+        """LocalCluster: start a replacement for every worker whose nanny has closed (or is
+        closing: it is waited for) and bring the cluster back to its size."""
         cluster = self.cluster
         if cluster is None:
             return []
         from distributed.core import Status
 
+        ending = (Status.closing, Status.closing_gracefully)
+        gone_states = (Status.closed, Status.failed, *ending)
         gone = [
             name
             for name, nanny in list(cluster.workers.items())
-            if getattr(nanny, "status", None) in (Status.closed, Status.closing, Status.failed)
+            if getattr(nanny, "status", None) in gone_states
         ]
+        for _ in range(100):  # a nanny still closing is waited for (at most 10 s)
+            if all(getattr(cluster.workers[n], "status", None) not in ending for n in gone):
+                break
+            await asyncio.sleep(0.1)
         for name in gone:
             del cluster.workers[name]
+            cluster.worker_spec.pop(name, None)
         if gone:
+            cluster.scale(self.size)
             await cluster._correct_state()
         return [str(name) for name in gone]

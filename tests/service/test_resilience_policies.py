@@ -82,7 +82,13 @@ def test_consecutive_breaker_opens_probes_and_closes() -> None:
     assert breaker.state == "half_open" and breaker.allow(t + 2.3)
     breaker.record(True, t + 2.3)
     assert breaker.state == "closed"
-    assert [s for _, s in breaker.transitions] == ["open", "half_open", "open", "half_open", "closed"]
+    assert [s for _, s in breaker.transitions] == [
+        "open",
+        "half_open",
+        "open",
+        "half_open",
+        "closed",
+    ]
 
 
 def test_rate_breaker_needs_enough_calls_in_its_window() -> None:
@@ -131,7 +137,9 @@ def test_gradient_shrinks_when_latency_rises_above_its_long_term_level() -> None
     assert limit.limit < steady / 1.5
 
 
-def test_a_student_class_that_does_not_fit_is_refused_naming_the_field(tmp_path, monkeypatch) -> None:
+def test_a_student_class_that_does_not_fit_is_refused_naming_the_field(
+    tmp_path, monkeypatch
+) -> None:
     (tmp_path / "student_retry.py").write_text(
         "class NoDelay:\n    def on_request(self):\n        pass\n"
     )
