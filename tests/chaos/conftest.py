@@ -9,11 +9,10 @@ from typing import Any
 
 import httpx
 import pytest
+from experiment.leaks import descendants, still_running
 
 from scalelab.config import ServiceConfig
 from scalelab.service.process import ServiceProcess, start_service
-
-from experiment.leaks import descendants, still_running
 
 LONG = os.environ.get("SCALELAB_LONG_TESTS") == "1"
 """Run the long forms of the fault tests (every failure spec in full)."""

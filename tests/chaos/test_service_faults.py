@@ -45,7 +45,7 @@ def get(service: ServiceProcess, path: str = "/task/cpu", **params: Any) -> http
 def in_rounds(
     service: ServiceProcess, rounds: int, width: int = 2, **params: Any
 ) -> list[tuple[float, httpx.Response]]:
-    """``rounds`` of ``width`` concurrent requests (so that both workers serve); (seconds, answer)."""
+    """``rounds`` of ``width`` concurrent requests (both workers serve); (seconds, answer)."""
 
     def timed() -> tuple[float, httpx.Response]:
         started = time.monotonic()
@@ -122,11 +122,11 @@ def test_breaker_fails_fast_while_the_backend_is_down_and_recovers(service: Serv
 
 
 def test_timeout_answers_504_at_the_attempt_limit(service: ServiceProcess) -> None:
-    with configured(service, {"timeout": {"attempt_ms": 100}}):
-        with fault(service, "task", workers=["*"], delay_ms=400):
-            started = time.monotonic()
-            response = get(service)
-            waited = time.monotonic() - started
+    change = {"timeout": {"attempt_ms": 100}}
+    with configured(service, change), fault(service, "task", workers=["*"], delay_ms=400):
+        started = time.monotonic()
+        response = get(service)
+        waited = time.monotonic() - started
     assert response.status_code == 504 and response.headers["X-Timeout"] == "attempt"
     assert 0.1 <= waited < 0.39
     time.sleep(0.4)  # let the abandoned tasks finish on their workers
