@@ -148,8 +148,8 @@ def phases(
         nxt = spans[i + 1]["start"] if i + 1 < len(spans) else load_end
         out.append((f"during:{span['index']}", span["start"], min(end, nxt)))
         after = span["end"] + recovery_s
-        if after < nxt:
-            out.append((f"after:{span['index']}", after, nxt))
+        if after < nxt:  # the last steady phase runs to the end of the load
+            out.append((f"after:{span['index']}", after, nxt if i + 1 < len(spans) else None))
     return out
 
 

@@ -10,6 +10,7 @@ running once the service stops.
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import random
 import re
 import statistics
@@ -152,6 +153,25 @@ def test_adaptive_limit_sheds_what_is_over_it(service: ServiceProcess) -> None:
     assert statuses.count(503) >= 3 and statuses.count(200) >= 1
     text = admin(service, "GET", "/metrics").text
     assert 'scalelab_layer_state{layer="limit",name="limit"}' in text
+
+
+def test_the_command_line_starts_lists_and_ends_faults(
+    service: ServiceProcess, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from scalelab.cli import main
+
+    url = ["fault", "--url", service.url]
+    assert main([*url, "start", "task", "workers=[0]", "delay_ms=5", "--for", "30"]) == 0
+    started = json.loads(capsys.readouterr().out)
+    assert started["kind"] == "task" and started["active"] and started["duration_s"] == 30
+    assert main([*url, "list"]) == 0
+    assert started["id"] in {f["id"] for f in json.loads(capsys.readouterr().out)["faults"]}
+    assert main([*url, "end", started["id"]]) == 0
+    assert json.loads(capsys.readouterr().out)["active"] is False
+    assert main([*url, "workers"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["workers"]) == 2
+    assert main([*url, "start", "task", "delay_ms=-1"]) == 1
+    assert "delay_ms" in capsys.readouterr().err
 
 
 def test_a_killed_worker_is_restarted_by_its_nanny(service: ServiceProcess) -> None:
