@@ -642,6 +642,95 @@ def bench_recorder_cost(seconds: float) -> list[Figure]:
     ]
 
 
+# --- failure ------------------------------------------------------------------------------
+
+
+def bench_recovery(seconds: float) -> list[Figure]:
+    """Time to recover after a worker kill, with and without the nanny restarting it."""
+    import failure
+
+    got = failure.recovery(seconds)
+    nanny, bare = got["nanny"], got["no_nanny"]
+    nan = float("nan")
+    return [
+        Figure(
+            "time to recover after a kill: no nanny / nanny",
+            bare if bare is not None else nan,
+            nanny if nanny is not None else nan,
+            "s",
+            None,
+            f"detected after {got['nanny_detect']} s / {got['no_nanny_detect']} s; "
+            "None: never recovered or never broken",
+        )
+    ]
+
+
+def bench_hedging(seconds: float) -> list[Figure]:
+    """Hedging after the running p95 on a bimodal slow worker: tail and extra load."""
+    import failure
+
+    got = failure.hedging(seconds)
+    extra = got["hedged_extra"] - got["plain_extra"]
+    return [
+        Figure("p99 hedged / plain", got["hedged_p99"], got["plain_p99"], "ms", None),
+        Figure("p99.9 hedged / plain", got["hedged_p999"], got["plain_p999"], "ms", None),
+        judged(
+            Figure("extra requests hedging cost", extra, 1.0, "ratio", None),
+            extra <= 0.10,
+            "<= 0.10 (The Tail at Scale: 2 %)",
+        ),
+    ]
+
+
+def bench_amplification(seconds: float) -> list[Figure]:
+    """Attempts per request while every call fails: without and with a retry budget."""
+    import failure
+
+    got = failure.amplification(seconds)
+    return [
+        judged(
+            Figure(
+                "attempts per request, budget / none",
+                got["budget"],
+                got["no_budget"],
+                "attempts",
+                None,
+            ),
+            got["budget"] <= 1.1,
+            "budget <= 1.1 attempts per request",
+        )
+    ]
+
+
+def bench_shedding(seconds: float) -> list[Figure]:
+    """p99 of admitted requests at 3x capacity: with shedding against the SLO, and without."""
+    import failure
+
+    got = failure.shedding(seconds)
+    return [
+        judged(
+            Figure(
+                "admitted p99 with shedding / SLO",
+                got["shedding_p99"],
+                got["slo_ms"],
+                "ms",
+                None,
+                f"{got['shedding_shed']:.0%} shed",
+            ),
+            got["shedding_p99"] <= got["slo_ms"],
+            "within the SLO",
+        ),
+        Figure(
+            "admitted p99 without / SLO",
+            got["unprotected_p99"],
+            got["slo_ms"],
+            "ms",
+            None,
+            f"{got['unprotected_shed']:.0%} shed",
+        ),
+    ]
+
+
 BENCHMARKS: dict[str, Callable[[float], list[Figure]]] = {
     "direct": bench_direct_vs_raw,
     "recorder": bench_recorder,
@@ -651,6 +740,10 @@ BENCHMARKS: dict[str, Callable[[float], list[Figure]]] = {
     "cache_hit": bench_cache_hit,
     "che": bench_che,
     "stampede": bench_stampede,
+    "recovery": bench_recovery,
+    "hedging": bench_hedging,
+    "amplification": bench_amplification,
+    "shedding": bench_shedding,
 }
 
 

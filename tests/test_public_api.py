@@ -12,6 +12,8 @@ from scalelab.cli import build_parser
 def test_public_names_resolve() -> None:
     for name in ("ServiceConfig", "load_config", "ScaleLabError", "SpecError"):
         assert getattr(scalelab, name) is not None
+    for name in ("RetryPolicy", "Backoff", "CircuitBreaker", "HedgeDelay", "ConcurrencyLimit"):
+        assert getattr(scalelab, name).__module__ == "scalelab.service.resilience"
 
 
 def test_importing_scalelab_is_lazy() -> None:
@@ -29,3 +31,5 @@ def test_cli_parses_every_subcommand() -> None:
     args = parser.parse_args(["run", "x.toml", "--set", "a=1", "--set", "b=2"])
     assert args.overrides == ["a=1", "b=2"]
     assert parser.parse_args(["exercises", "list"]).exercises_command == "list"
+    fault = parser.parse_args(["fault", "start", "worker_kill", "worker=0", "--for", "2"])
+    assert (fault.kind, fault.params, fault.duration) == ("worker_kill", ["worker=0"], 2.0)
