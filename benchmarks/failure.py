@@ -179,6 +179,10 @@ def shedding(seconds: float) -> dict[str, float]:
     for label, run in zip(("unprotected", "shedding"), runs, strict=True):
         frame = _measured(run, 2.0)
         admitted = frame[frame["status"] == 200]
-        out[f"{label}_p99"] = float(np.percentile(admitted["latency_intended_us"] / 1000.0, 99))
+        # From when each was sent: a load generator late on a busy machine is not the service.
+        out[f"{label}_p99"] = float(np.percentile(admitted["latency_us"] / 1000.0, 99))
+        out[f"{label}_p99_intended"] = float(
+            np.percentile(admitted["latency_intended_us"] / 1000.0, 99)
+        )
         out[f"{label}_shed"] = float((frame["status"] == 503).mean())
     return out
