@@ -21,6 +21,7 @@ _EXPORTS: dict[str, str] = {
     "PluginError": "scalelab.errors",
     "RunError": "scalelab.errors",
     "ExperimentSpec": "scalelab.experiment.spec",
+    "MonitoringSpec": "scalelab.experiment.spec",
     "load_spec": "scalelab.experiment.spec",
     "run_experiment": "scalelab.experiment.runner",
     "ExperimentResult": "scalelab.experiment.runner",
@@ -53,7 +54,7 @@ if TYPE_CHECKING:
         RunResult,
         run_experiment,
     )
-    from scalelab.experiment.spec import ExperimentSpec, load_spec
+    from scalelab.experiment.spec import ExperimentSpec, MonitoringSpec, load_spec
     from scalelab.report import write_report
     from scalelab.service.cache_policies import EvictionPolicy
     from scalelab.service.executors import Executor, TaskResult

@@ -1,4 +1,4 @@
-"""The ``scalelab`` command: serve, run, report, lab, exercises, fault and proxy.
+"""The ``scalelab`` command: serve, run, report, logs, prometheus, lab, exercises, fault, proxy.
 
 Each subcommand imports its machinery only when it runs, so that ``scalelab
 --help`` is fast and no command pulls in more than it needs. Errors a user can
@@ -31,6 +31,18 @@ def _report(args: argparse.Namespace) -> int:
     from scalelab.report import report_from_args
 
     return report_from_args(args)
+
+
+def _logs(args: argparse.Namespace) -> int:
+    from scalelab.logs import logs_from_args
+
+    return logs_from_args(args)
+
+
+def _prometheus(args: argparse.Namespace) -> int:
+    from scalelab.monitoring.cli import prometheus_from_args
+
+    return prometheus_from_args(args)
 
 
 def _lab(args: argparse.Namespace) -> int:
@@ -90,6 +102,21 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("path", metavar="DIR", help="a run or an experiment directory")
     report.add_argument("--output", metavar="FILE", help="where to write (DIR/report.html)")
     report.set_defaults(func=_report)
+
+    logs = sub.add_parser("logs", help="show the log lines of a run's requests")
+    logs.add_argument("run_dir", metavar="RUN_DIR", help="a run's directory")
+    which = logs.add_mutually_exclusive_group(required=True)
+    which.add_argument("--request", metavar="ID", help="the lines of one request (its id)")
+    which.add_argument("--slowest", type=int, metavar="N", help="the N slowest requests' lines")
+    logs.add_argument("--json", action="store_true", help="print JSON lines")
+    logs.set_defaults(func=_logs)
+
+    prom = sub.add_parser(
+        "prometheus", help="serve a run's Prometheus data again (runs with prometheus = true)"
+    )
+    prom.add_argument("path", metavar="RUN_DIR", help="a run directory (or its prometheus/data)")
+    prom.add_argument("--port", type=int, help="port on 127.0.0.1 (a free one by default)")
+    prom.set_defaults(func=_prometheus)
 
     lab = sub.add_parser("lab", help="open JupyterLab on the notebooks")
     lab.add_argument("--port", type=int, default=8888)

@@ -234,6 +234,18 @@ class CacheConfig(Section):
         return self
 
 
+class LoggingConfig(Section):
+    """Structured logs (JSON lines on standard error, so in a run's ``service.log``)."""
+
+    requests: bool = Field(
+        default=True, description="One line per data-plane request, with its request id."
+    )
+    tasks: bool = Field(
+        default=True,
+        description="The request id travels with the work; one line per call on the worker.",
+    )
+
+
 class OriginConfig(Section):
     """The keyed workload behind the cache: its default cost, and failures to inject."""
 
@@ -325,6 +337,7 @@ class ServiceConfig(Section):
     hedge: HedgeConfig = Field(default_factory=HedgeConfig)
     limit: LimitConfig = Field(default_factory=LimitConfig)
     chaos: ChaosConfig = Field(default_factory=ChaosConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
     @field_validator("layers")
     @classmethod

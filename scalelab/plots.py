@@ -27,6 +27,7 @@ from scalelab.analysis.percentiles import (
     percentiles_from_counts,
     resolve_param,
 )
+from scalelab.analysis.timeline import IN_FLIGHT, KINDS, fault_windows, resource_series
 from scalelab.analysis.usl import USLFit
 from scalelab.errors import ScaleLabError
 
@@ -241,6 +242,69 @@ def latency_over_time(
     return ax
 
 
+METRIC_LABELS: dict[str, str] = {
+    "throughput_rps": "throughput (requests/s)",
+    "ok_throughput_rps": "successful requests/s",
+    "mean_ms": "mean latency (ms)",
+    "p50_ms": "median latency (ms)",
+    "p90_ms": "p90 latency (ms)",
+    "p99_ms": "p99 latency (ms)",
+    "p999_ms": "p99.9 latency (ms)",
+    "max_ms": "largest latency (ms)",
+    "actual_p50_ms": "median latency from send (ms)",
+    "actual_p99_ms": "p99 latency from send (ms)",
+    "error_rate": "errors (% of requests)",
+    "requests": "requests",
+    "errors": "errors",
+    "cache_hit_ratio": "cache hit ratio",
+    "duration_s": "measured time (s)",
+}
+"""Words, with units, for the summary figures on an axis (never the raw column name)."""
+
+PARAM_LABELS: dict[str, str] = {
+    "service.executor.kind": "executor",
+    "service.executor.max_batch": "largest batch (requests)",
+    "service.executor.max_wait_ms": "longest batch wait (ms)",
+    "service.cluster.workers": "Dask workers",
+    "service.cluster.threads_per_worker": "threads per Dask worker",
+    "service.admission.max_in_flight": "admission limit (requests in flight)",
+    "service.cache.policy": "cache policy",
+    "service.cache.size": "cache size (entries)",
+    "service.cache.ttl_s": "cache TTL (s)",
+    "service.cache.tier": "cache tier",
+    "service.faults.error_rate": "injected error rate",
+    "load.mode": "load model",
+    "load.users": "concurrent users",
+    "load.rate": "arrival rate (requests/s)",
+    "load.arrival": "arrivals",
+    "load.processes": "Locust processes",
+    "scenario.endpoint": "endpoint",
+    "scenario.units": "CPU work per request (units)",
+    "scenario.io_ms": "I/O per request (ms)",
+}
+"""Words, with units, for the spec fields experiments sweep most."""
+
+_UNIT_SUFFIXES = (("_ms", "ms"), ("_rps", "requests/s"), ("_s", "s"), ("_bytes", "bytes"))
+
+
+def label_of(name: str) -> str:
+    """A summary figure or spec field in words with its unit: ``p99_ms`` is ``p99 latency (ms)``.
+
+    Known names come from :data:`METRIC_LABELS` and :data:`PARAM_LABELS`; any
+    other takes its last dotted part, with a unit suffix (``_ms``, ``_s``,
+    ``_rps``) turned into a unit in brackets.
+    """
+    if name in METRIC_LABELS:
+        return METRIC_LABELS[name]
+    if name in PARAM_LABELS:
+        return PARAM_LABELS[name]
+    last = name.rsplit(".", 1)[-1]
+    for suffix, unit in _UNIT_SUFFIXES:
+        if last.endswith(suffix) and len(last) > len(suffix):
+            return f"{last[: -len(suffix)].replace('_', ' ')} ({unit})"
+    return last.replace("_", " ")
+
+
 def _categories(values: pd.Series) -> list[str] | None:
     """None when every parameter value is a number; else the values as categories, in order."""
     if pd.to_numeric(values, errors="coerce").notna().all():
@@ -259,6 +323,28 @@ def _series_key(row: pd.Series, hue: list[str]) -> str:
     return " ".join(f"{h.rsplit('.', 1)[-1]}={row[h]}" for h in hue)
 
 
+def _centre(
+    metric: str,
+    rows: pd.DataFrame,
+    x: np.ndarray,
+    y: np.ndarray,
+    grouped: pd.DataFrame | None,
+    gx: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Each group's value: merged-histogram percentile for latency, mean over repeats else.
+
+    None for latency without the histograms (percentiles cannot be averaged).
+    """
+    if metric.endswith("_ms"):
+        if grouped is None or gx is None or metric not in grouped.columns:
+            return None
+        return gx, grouped[metric].to_numpy(dtype=float)
+    if metric == "error_rate" and grouped is not None and gx is not None:
+        return gx, grouped["error_rate"].to_numpy(dtype=float)  # pooled over the repeats
+    means = pd.DataFrame({"x": x, "y": y}).groupby("x")["y"].mean()
+    return means.index.to_numpy(dtype=float), means.to_numpy(dtype=float)
+
+
 def compare_runs(
     data: pd.DataFrame | Experiment,
     param: str,
@@ -266,14 +352,19 @@ def compare_runs(
     ax: Axes | Sequence[Axes] | None = None,
     hue: str | Sequence[str] | None = None,
 ) -> Figure:
-    """One panel per metric against parameter ``param``: each run a dot, each group a line.
+    """One panel per metric against parameter ``param``, with the spread of the repeats.
 
-    Runs are split into one series per value of ``hue`` (by default, for an
-    experiment, every other swept parameter). Given an
-    :class:`~scalelab.analysis.Experiment`, a latency line goes through the
-    percentiles of each group's merged histograms; given only a table, latency
-    shows the runs' dots alone, since percentiles cannot be averaged. A throughput
-    line is the mean over repeats.
+    A numeric parameter (users, rate, sizes) is drawn as lines through each
+    group; a categorical one (an executor kind, a policy) as bars, since a
+    line between categories means nothing. Each group's value
+    is, for latency, the percentile of its repeats' merged histograms (given an
+    :class:`~scalelab.analysis.Experiment`; from only a table latency shows
+    the runs alone, since percentiles cannot be averaged), and otherwise the
+    mean over repeats; a vertical bar spans the repeats' lowest to highest
+    value, and each repeat is a faint dot. Runs are split into one series per
+    value of ``hue`` (by default, for an experiment, every other swept
+    parameter). Axes are labelled in words with units (:func:`label_of`);
+    ``error_rate`` is drawn in percent.
     """
     exp = data if isinstance(data, Experiment) else None
     table = exp.table if exp is not None else data
@@ -309,39 +400,193 @@ def compare_runs(
     gseries: list[str] | None = (
         [_series_key(row, hues) for _, row in grouped.iterrows()] if grouped is not None else None
     )
+    width = 0.6 / max(len(keys), 1)
+    repeats = table.groupby([col, *hues], dropna=False).size().max() if len(table) else 0
     for a, metric in zip(axes, metrics, strict=False):
         if metric not in table.columns:
             raise ScaleLabError(f"compare_runs: no metric {metric!r} in the runs table")
+        scale = 100.0 if metric == "error_rate" else 1.0
         for i, key in enumerate(keys):
             color = f"C{i % 10}"
             rows = table[np.asarray(series) == key]
-            x = _positions(rows[col], cats)
-            y = pd.to_numeric(rows[metric], errors="coerce").to_numpy(dtype=float)
+            dodge = (i - (len(keys) - 1) / 2) * width if cats is not None else 0.0
+            x = _positions(rows[col], cats) + dodge
+            y = pd.to_numeric(rows[metric], errors="coerce").to_numpy(dtype=float) * scale
             name = key or "runs"
-            a.scatter(x, y, alpha=0.5, zorder=3, color=color, s=18)
-            line: tuple[np.ndarray, np.ndarray] | None = None
-            if metric.endswith("_ms"):
-                if grouped is not None and gseries is not None and metric in grouped.columns:
-                    g = grouped[np.asarray(gseries) == key]
-                    line = (_positions(g[col], cats), g[metric].to_numpy(dtype=float))
-            else:
-                means = pd.DataFrame({"x": x, "y": y}).groupby("x")["y"].mean()
-                line = (means.index.to_numpy(dtype=float), means.to_numpy(dtype=float))
-            if line is not None:
-                order = np.argsort(line[0])
-                a.plot(line[0][order], line[1][order], marker="o", color=color, label=name)
+            dots = "black" if cats is not None else color
+            a.scatter(x, y, alpha=0.45, zorder=3, color=dots, s=12, linewidths=0)
+            g = gx = None
+            if grouped is not None and gseries is not None:
+                g = grouped[np.asarray(gseries) == key]
+                gx = _positions(g[col], cats) + dodge
+            centre = _centre(metric, rows, x, y / scale, g, gx)
+            if repeats > 1 and len(x):
+                spread = pd.DataFrame({"x": x, "y": y}).groupby("x")["y"].agg(["min", "max"])
+                a.vlines(
+                    spread.index.to_numpy(dtype=float),
+                    spread["min"].to_numpy(dtype=float),
+                    spread["max"].to_numpy(dtype=float),
+                    color="black" if cats is not None else color,
+                    linewidth=1.5,
+                    alpha=0.7,
+                    zorder=3,
+                )
+            if centre is not None and cats is not None:
+                a.bar(
+                    centre[0], centre[1] * scale, width * 0.9, color=color, alpha=0.75, label=name
+                )
+            elif centre is not None:
+                order = np.argsort(centre[0])
+                a.plot(
+                    centre[0][order],
+                    centre[1][order] * scale,
+                    marker="o",
+                    color=color,
+                    label=name,
+                    zorder=4,
+                )
             elif i == 0 or key:
                 a.scatter([], [], color=color, label=name)
         if cats is not None:
             a.set_xticks(range(len(cats)))
-            a.set_xticklabels(cats, rotation=20)
-        a.set_xlabel(col.rsplit(".", 1)[-1])
-        a.set_ylabel(metric)
-        a.set_title(metric)
-        a.grid(True, alpha=0.3)
-        a.legend(fontsize="x-small")
+            a.set_xticklabels(cats)
+            a.set_xlim(-0.6, len(cats) - 0.4)
+        a.set_xlabel(label_of(col))
+        a.set_ylabel(label_of(metric))
+        a.set_title(label_of(metric).split(" (", 1)[0])
+        a.set_ylim(bottom=0)
+        a.grid(True, axis="y" if cats is not None else "both", alpha=0.3)
+        if keys != [""]:
+            a.legend(fontsize="x-small")
     fig.tight_layout()
     return fig
+
+
+def _fault_color(name: str) -> str:
+    return {"stall": "tab:red", "set": "tab:orange"}.get(name, "tab:purple")
+
+
+def _bands(axes: Sequence[Axes], run: Run, t0: float | None) -> None:
+    """Shade the warm-up and every fault window on each of ``axes``; name them on the first."""
+    spans: list[tuple[float, float, str, str, str]] = []
+    if run.measure_from is not None and t0 is not None:
+        spans.append((0.0, run.measure_from - t0, "warm-up", "grey", "left"))
+    for _, f in fault_windows(run).iterrows():
+        end = max(float(f["end"]), float(f["start"]) + 0.05)  # an instant still shows
+        spans.append(
+            (float(f["start"]), end, str(f["label"]), _fault_color(str(f["name"])), "left")
+        )
+    for a in axes:
+        for start, end, _, color, _ in spans:
+            a.axvspan(start, end, color=color, alpha=0.15 if color != "grey" else 0.1, lw=0)
+    for start, _, label, color, _ in spans:
+        axes[0].annotate(
+            label,
+            (start, 1.0),
+            xycoords=("data", "axes fraction"),
+            xytext=(2, -2),
+            textcoords="offset points",
+            fontsize="x-small",
+            va="top",
+            color="black" if color == "grey" else color,
+        )
+
+
+def _steps(a: Axes, t: np.ndarray, y: np.ndarray, width: float, **kw: Any) -> None:
+    """A per-bin series as steps, its last bin drawn as wide as the others."""
+    if len(t):
+        a.plot(np.append(t, t[-1] + width), np.append(y, y[-1]), drawstyle="steps-post", **kw)
+
+
+def run_timeline(
+    run: Run, fig: Figure | None = None, bin_s: float = 1.0, title: bool = True
+) -> Figure:
+    """One run over time, panels sharing the time axis, faults shaded across all of them.
+
+    From the client's records: throughput (answered ok, and errors) and latency
+    (median and p99, from the intended start), per ``bin_s``. Under them, from
+    the service's and Dask's ``/metrics`` (:func:`~scalelab.analysis.timeline.resource_series`):
+    CPU of the service, scheduler and each worker; requests and Dask tasks in
+    flight, with Little's law λW over the measured window; Dask tasks per
+    second. A panel whose series the run did not scrape is left out. Time is
+    seconds since the first request.
+    """
+    ps = per_second(run, bin_s)
+    t0 = ps.attrs.get("t0")
+    res = resource_series(run)
+    kinds = [k for k in KINDS if len(res) and (res["kind"] == k).any()]
+    rows = 2 + len(kinds)
+    if fig is None:
+        import matplotlib.pyplot as plt
+
+        fig = plt.figure(figsize=(10.0, 1.8 * rows + 0.8))
+    axes_arr = fig.subplots(rows, 1, sharex=True, squeeze=False)
+    axes: list[Axes] = list(axes_arr[:, 0])
+    t = ps["t"].to_numpy(dtype=float)
+    top, lat = axes[0], axes[1]
+    _steps(top, t, ps["ok_rps"].to_numpy(dtype=float), bin_s, color="C0", label="answered ok")
+    errors = ps["errors"].to_numpy(dtype=float) / bin_s
+    if errors.any():
+        _steps(top, t, errors, bin_s, color="tab:red", label="errors")
+    top.set_ylabel("requests/s")
+    top.set_ylim(bottom=0)
+    for col, name, style in (("p50_ms", "median", "-"), ("p99_ms", "p99", "--")):
+        if col in ps.columns:
+            lat.plot(t + bin_s / 2, ps[col], linestyle=style, marker=".", label=name)
+    lat.set_ylabel(LATENCY_LABEL)
+    lat.set_ylim(bottom=0)
+    for a, kind in zip(axes[2:], kinds, strict=True):
+        part = res[res["kind"] == kind]
+        for i, (series, points) in enumerate(part.groupby("series", sort=False)):
+            a.plot(points["t"], points["value"], marker=".", color=f"C{i % 10}", label=str(series))
+        a.set_ylabel(KINDS[kind])
+        a.set_ylim(bottom=0)
+        if kind == IN_FLIGHT and t0 is not None:
+            _little_line(a, run, t0)
+    if len(t):
+        right = float(t[-1]) + bin_s
+        left = min(0.0, float(res["t"].min())) if len(res) else 0.0
+        axes[-1].set_xlim(max(left, -2.0), right + 0.5)
+    _bands(axes, run, t0)
+    for a in axes:
+        a.grid(True, alpha=0.3)
+        if a.get_legend_handles_labels()[0]:
+            a.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.005, 1.0))
+    axes[-1].set_xlabel("time since the first request (s)")
+    if title:
+        fig.suptitle(f"{run.label} — over time", fontsize="medium")
+    # Fixed margins (in inches) instead of tight_layout: as good here, and far quicker.
+    w, h = fig.get_size_inches()
+    fig.subplots_adjust(
+        left=0.85 / w,
+        right=1.0 - 1.95 / w,
+        bottom=0.5 / h,
+        top=1.0 - (0.4 if title else 0.1) / h,
+        hspace=0.12,
+    )
+    return fig
+
+
+def _little_line(a: Axes, run: Run, t0: float) -> None:
+    """Little's law L = λW over the measured window, as a dashed line beside the measured count."""
+    from scalelab.analysis.queueing import little_law
+
+    try:
+        ll = little_law(run, trim_s=1.0)
+    except ScaleLabError:
+        return
+    if not np.isfinite(ll.predicted_in_flight):
+        return
+    a.hlines(
+        ll.predicted_in_flight,
+        ll.window[0] - t0,
+        ll.window[1] - t0,
+        colors="black",
+        linestyles="--",
+        linewidth=1.2,
+        zorder=5,
+        label=f"Little's law λW = {ll.predicted_in_flight:.1f}",
+    )
 
 
 def usl_plot(

@@ -145,3 +145,103 @@ def test_warm_up_end_is_marked(tmp_path: Path) -> None:
     # time zero is the first request, and the warm-up counts from it
     assert mark.get_xdata()[0] == pytest.approx(2.0)
     assert [t.get_text() for t in ax.texts] == ["warm-up end"]
+
+
+@pytest.fixture(scope="module")
+def kinds(tmp_path_factory: pytest.TempPathFactory) -> Experiment:
+    """A categorical sweep (executor kind) with three repeats of each kind."""
+    root = tmp_path_factory.mktemp("results")
+    runs = [
+        (
+            {"service.executor.kind": kind},
+            make_requests(rate=rate + 20 * r, duration_s=3, mean_ms=mean, seed=10 * r + len(kind)),
+        )
+        for kind, rate, mean in (("direct", 100, 8.0), ("batched", 300, 3.0))
+        for r in range(3)
+    ]
+    write_experiment(root, runs, name="kinds")
+    return load_experiment(root / "kinds")
+
+
+def test_categorical_sweep_is_bars_with_the_repeats_spread(kinds: Experiment) -> None:
+    fig = plots.compare_runs(kinds, "kind", metrics=("p99_ms", "throughput_rps", "error_rate"))
+    p99, tput, errors = fig.axes
+    for ax in fig.axes:
+        assert ax.get_lines() == []  # no line joins two categories
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["direct", "batched"]
+        assert ax.get_xlabel() == "executor"
+    assert p99.get_ylabel() == "p99 latency (ms)" and p99.get_title() == "p99 latency"
+    assert tput.get_ylabel() == "throughput (requests/s)"
+    assert errors.get_ylabel() == "errors (% of requests)"
+
+    def bars(ax: Axes) -> list[float]:
+        """Bar heights in the order of the x axis."""
+        at = {round(b.get_x() + b.get_width() / 2): b.get_height() for b in ax.patches}
+        return [at[0], at[1]]
+
+    merged = group_percentiles(kinds, by="kind").set_index("service.executor.kind")["p99_ms"]
+    assert bars(p99) == pytest.approx([merged["direct"], merged["batched"]])
+    table = kinds.table
+    (spread,) = tput.collections[1:2]  # dots, then the repeats' range
+    segments = spread.get_segments()
+    for x, kind in ((0.0, "direct"), (1.0, "batched")):
+        values = table.loc[table["service.executor.kind"] == kind, "throughput_rps"]
+        (seg,) = [s for s in segments if s[0][0] == pytest.approx(x)]
+        assert sorted([seg[0][1], seg[1][1]]) == pytest.approx([values.min(), values.max()])
+    means = table.groupby("service.executor.kind")["throughput_rps"].mean()
+    assert bars(tput) == pytest.approx([means["direct"], means["batched"]])
+
+
+def test_label_of_says_what_and_its_unit() -> None:
+    assert plots.label_of("p999_ms") == "p99.9 latency (ms)"
+    assert plots.label_of("load.users") == "concurrent users"
+    assert plots.label_of("service.cache.some_delay_ms") == "some delay (ms)"
+    assert plots.label_of("scenario.window_s") == "window (s)"
+    assert plots.label_of("scenario.pattern") == "pattern"
+
+
+def test_run_timeline_lines_up_faults_and_resources(tmp_path: Path) -> None:
+    import json
+
+    req = make_requests(rate=80, duration_s=5, seed=4)
+    truth = write_run(tmp_path / "r", req)
+    t0 = float(req["intended_start"].min())
+    rows = []
+    for k in range(7):
+        t = t0 - 1 + k
+        rows += [
+            (t, "service", "process_cpu_seconds_total", "", 0.25 * k),
+            (t, "worker", "process_cpu_seconds_total", "worker=tcp://h:1", 0.5 * k),
+            (t, "scheduler", "dask_scheduler_tasks", "state=processing", 1.0),
+            (t, "scheduler", "dask_scheduler_prefix_state_totals_total", "state=memory", 70.0 * k),
+        ]
+    metrics = pd.DataFrame(rows, columns=["t", "source", "metric", "labels", "value"])
+    old = pd.read_parquet(truth.path / "metrics.parquet")  # keeps scalelab_in_flight
+    pd.concat([old, metrics]).to_parquet(truth.path / "metrics.parquet", index=False)
+    events = pd.read_parquet(truth.path / "events.parquet")
+    stall = {"t": t0 + 2.0, "kind": "fault", "name": "stall", "detail": json.dumps({"seconds": 1})}
+    pd.concat([events, pd.DataFrame([stall])]).to_parquet(
+        truth.path / "events.parquet", index=False
+    )
+    fig = plots.run_timeline(load_run(truth.path), Figure(figsize=(9, 10)))
+    labels = [ax.get_ylabel() for ax in fig.axes]
+    assert labels == [
+        "requests/s",
+        "latency (ms)",
+        "CPU (% of one core)",
+        "in flight",
+        "Dask tasks per second",
+    ]
+    cpu = fig.axes[2]
+    by_label = {line.get_label(): line.get_ydata() for line in cpu.get_lines()}
+    assert by_label["worker :1"] == pytest.approx(50.0)
+    assert by_label["service"] == pytest.approx(25.0)
+    for ax in fig.axes:  # the stall is shaded on every panel, from 2 s to 3 s
+        (band,) = [p for p in ax.patches if p.get_facecolor()[0] > 0.8]
+        span = (band.get_x(), band.get_x() + band.get_width())
+        assert span == pytest.approx((2.0, 3.0))
+    assert any(t.get_text() == "stall 1 s" for t in fig.axes[0].texts)
+    flight = [line.get_label() for line in fig.axes[3].get_lines()]
+    assert "requests in the service" in flight
+    little = [c.get_label() for c in fig.axes[3].collections]
+    assert any(str(label).startswith("Little's law λW") for label in little)

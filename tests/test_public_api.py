@@ -33,3 +33,4 @@ def test_cli_parses_every_subcommand() -> None:
     assert parser.parse_args(["exercises", "list"]).exercises_command == "list"
     fault = parser.parse_args(["fault", "start", "worker_kill", "worker=0", "--for", "2"])
     assert (fault.kind, fault.params, fault.duration) == ("worker_kill", ["worker=0"], 2.0)
+    assert parser.parse_args(["prometheus", "results/x/latest/000-r0"]).port is None

@@ -12,7 +12,7 @@ from rundirs import make_requests, write_experiment, write_run
 from scalelab.analysis import load_experiment, load_run
 from scalelab.cli import main
 from scalelab.errors import ScaleLabError
-from scalelab.report import report_from_args, summary_table_text, write_report
+from scalelab.report import _usl_html, report_from_args, summary_table_text, write_report
 
 
 def _assert_self_contained(text: str) -> None:
@@ -48,11 +48,26 @@ def test_run_report_is_self_contained(tmp_path: Path) -> None:
     assert out == truth.path / "report.html"
     text = out.read_text()
     _assert_self_contained(text)
-    assert text.count("data:image/png;base64,") == 3  # percentiles, throughput, latency over time
+    assert text.count("data:image/png;base64,") == 2  # percentiles, and the timeline
     run = load_run(truth.path)
-    for needle in ("000-r0", "users", f"{run.summary['p99_ms']:.2f}", "Little", "Errors", "500"):
+    for needle in ("000-r0", "concurrent users", f"{run.summary['p99_ms']:.2f}", "Little", "500"):
         assert needle in text
+    assert "<h2>Errors</h2>" in text
+    for raw in ("throughput_rps", "p99_ms", "p999_ms", "mean_ms", "error_rate"):
+        assert raw not in text, f"a raw column name in the report: {raw}"
     _no_temp_files(truth.path)
+
+
+def test_report_links_what_the_run_directory_holds(tmp_path: Path) -> None:
+    truth = write_run(tmp_path / "exp" / "000-r0", make_requests(rate=50, duration_s=2, seed=2))
+    (truth.path / "locust").mkdir()
+    (truth.path / "locust" / "report.html").write_text("<html></html>")
+    (truth.path / "dask-report.html").write_text("<html></html>")
+    text = write_report(truth.path).read_text()
+    assert 'href="locust/report.html"' in text and 'href="dask-report.html"' in text
+    assert "service.log" not in text  # not there, so not linked
+    elsewhere = write_report(truth.path, tmp_path / "out" / "r.html").read_text()
+    assert 'href="../exp/000-r0/dask-report.html"' in elsewhere  # relative to the report
 
 
 def test_experiment_report_compares_runs(experiment_root: Path, tmp_path: Path) -> None:
@@ -113,3 +128,73 @@ def test_bad_paths_are_named_with_what_was_expected(
         write_report(tmp_path / "missing")
     assert main(["report", str(tmp_path / "empty")]) == 2
     assert "neither a run nor an experiment" in capsys.readouterr().err
+
+
+def _set_spec(run_dir: Path, **sections: dict[str, object]) -> None:
+    """Lay ``sections`` over a synthetic run's spec.toml (as the runner would have resolved it)."""
+    import tomllib
+
+    import tomli_w
+
+    spec = tomllib.loads((run_dir / "spec.toml").read_text())
+    for name, values in sections.items():
+        spec.setdefault(name, {}).update(values)
+    (run_dir / "spec.toml").write_text(tomli_w.dumps(spec))
+
+
+def test_a_concurrency_sweep_gets_a_usl_fit(tmp_path: Path) -> None:
+    # throughput that rises then flattens, as a closed loop of more users would give
+    runs = [
+        ({"load.users": u}, make_requests(rate=r, duration_s=2, seed=u, poisson=False))
+        for u, r in ((1, 100), (2, 190), (4, 330), (8, 420))
+    ]
+    exp, truths = write_experiment(tmp_path, runs, name="usl")
+    for truth in truths:
+        _set_spec(truth.path, load={"mode": "closed"})
+    text = _usl_html(load_experiment(exp))
+    assert "Universal Scalability Law" in text and "σ = " in text and "κ = " in text
+    assert "data:image/png;base64," in text  # the fit drawn over the runs
+    for truth in truths:  # an open loop is not a concurrency sweep: no fit
+        _set_spec(truth.path, load={"mode": "open"})
+    assert _usl_html(load_experiment(exp)) == ""
+
+
+def test_an_mmc_run_gets_its_prediction(tmp_path: Path) -> None:
+    req = make_requests(rate=150, duration_s=4, mean_ms=12.0, seed=7)
+    truth = write_run(tmp_path / "000-r0", req)
+    _set_spec(
+        truth.path,
+        load={"mode": "open", "arrival": "poisson", "rate": 150.0},
+        scenario={"endpoint": "io", "io_dist": "exponential", "io_ms": 10.0},
+        service={"cluster": {"workers": 2, "threads_per_worker": 1}},
+    )
+    text = write_report(truth.path).read_text()
+    assert "M/M/2 (Poisson arrivals, exponential service of mean 10 ms" in text
+    assert "utilisation 75%" in text  # λ = 150/s, μ = 100/s per server, c = 2
+    _set_spec(truth.path, scenario={"io_dist": "fixed"})  # not exponential: no M/M/c
+    assert "M/M/" not in write_report(truth.path).read_text()
+
+
+def test_a_wide_runs_table_scrolls_inside_the_page(tmp_path: Path) -> None:
+    from browser import chromium_binary, inspect_page
+
+    params = {
+        "service.executor.kind": "a_rather_long_executor_name_module:AndItsClassName",
+        "service.cache.policy": "another_long_policy_module:WithAClass",
+        "scenario.endpoint": "an-endpoint-with-a-long-name",
+        "service.admission.max_in_flight": 100_000,
+        "load.users": 64,
+    }
+    runs = [
+        ({**params, "load.users": u}, make_requests(rate=50, duration_s=2, seed=u))
+        for u in (32, 64)
+    ]
+    exp, truths = write_experiment(tmp_path, runs, name="wide")
+    for truth in truths:  # the tables are the point here: no timelines to draw
+        (truth.path / "requests.parquet").unlink()
+    out = write_report(exp)
+    assert out.read_text().count('<div class="scroll"><table>') >= 2
+    if chromium_binary() is None:
+        pytest.skip("chromium is not installed (apt-get install chromium); .ci/run installs it")
+    page = inspect_page(out.resolve().as_uri(), tmp_path / "wide.png", width=1024)
+    assert page.problems == []  # the page is never wider than the window

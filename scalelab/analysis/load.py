@@ -59,6 +59,7 @@ REQUEST_COLUMNS: dict[str, str] = {
     "partition": "object",
     "attempts": "int32",
     "process": "int32",
+    "request_id": "object",
 }
 METRIC_COLUMNS: dict[str, str] = {
     "t": "float64",

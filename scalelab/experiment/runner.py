@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,6 +42,7 @@ from scalelab.experiment.spec import (
 )
 from scalelab.experiment.summary import FIGURES, compute_summary, first_intended_start
 from scalelab.fileio import write_json, write_text
+from scalelab.monitoring.run import RunMonitoring, check_monitoring
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -234,6 +235,7 @@ def run_experiment(
     """
     resolved, spec_path = _resolve_spec(spec, overrides, scheduler)
     points = expand(resolved)
+    check_monitoring([point for _, point in points])
     sweep_keys = list(resolved.sweep)
     plan: list[tuple[str, dict[str, Any], ExperimentSpec, int]] = []
     for repeat in range(resolved.repeats):
@@ -264,6 +266,7 @@ def run_experiment(
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(plan), desc=resolved.name, unit="run", disable=not progress)
+    say = tqdm.write if progress else None
     interrupted = False
     try:
         for i, (rid, params, run_spec, repeat) in enumerate(plan):
@@ -273,7 +276,7 @@ def run_experiment(
             run = RunResult(rid, exp_dir / rid, params, "running", repeat=repeat)
             result.runs.append(run)
             try:
-                _run_one(run, run_spec, resolved.name)
+                _run_one(run, run_spec, resolved.name, say)
             finally:
                 bar.update(1)
     except KeyboardInterrupt:
@@ -294,10 +297,12 @@ def run_experiment(
                 runs=[r.run_id for r in result.runs],
                 failed=[r.run_id for r in result.runs if r.status != "ok"],
             )
+            # The report reads experiment.json: its final status goes there first.
+            write_json(exp_dir / "experiment.json", info)
             if report and not interrupted:
                 result.report_path = _write_report(exp_dir)
                 info["report"] = str(result.report_path) if result.report_path else None
-            write_json(exp_dir / "experiment.json", info)
+                write_json(exp_dir / "experiment.json", info)
     if interrupted:
         raise ExperimentInterrupted(result)
     return result
@@ -345,10 +350,17 @@ def _stop_locust(locust: procs.Child) -> None:
     locust.stop(deadline_s=5)
 
 
-def _run_one(run: RunResult, spec: ExperimentSpec, experiment: str) -> None:
+def _run_one(
+    run: RunResult,
+    spec: ExperimentSpec,
+    experiment: str,
+    say: Callable[[str], None] | None = None,
+) -> None:
     """One run in ``run.path``; sets ``run.status``, ``run.summary`` and ``run.error``.
 
-    Re-raises KeyboardInterrupt after writing the interrupted run's files.
+    ``run.json`` says ``running`` (with the Dask dashboard's address once the
+    service is up) until the run ends; ``say`` prints that address. Re-raises
+    KeyboardInterrupt after writing the interrupted run's files.
     """
     from scalelab.service.process import start_service
 
@@ -367,12 +379,21 @@ def _run_one(run: RunResult, spec: ExperimentSpec, experiment: str) -> None:
     argv: list[str] = []
     interrupted = False
     status, error = "ok", None
+    monitoring = RunMonitoring(
+        spec.monitoring, run_dir, {"experiment": experiment, "run": run.run_id}
+    )
     try:
         write_text(run_dir / "spec.toml", spec.to_toml())
+        _write_running(run, spec, experiment, started)
+        monitoring.prepare(events)
         events.phase("service_start")
         service = start_service(spec.service, log_path=run_dir / "service.log")
         health = dict(service.health())
         events.phase("service_ready", url=service.url, health=health)
+        monitoring.start(service.url, health, events)
+        _write_running(run, spec, experiment, started, service.url, health, monitoring)
+        if say is not None:
+            say(_running_line(run.run_id, service.url, health, monitoring))
         scraper = Scraper(service.url + "/metrics", health.get("scheduler_metrics")).start()
         argv = locust_args(spec, service.url, run_dir)
         events.phase("load_start", argv=argv)
@@ -435,9 +456,52 @@ def _run_one(run: RunResult, spec: ExperimentSpec, experiment: str) -> None:
                 health,
                 locust_code,
                 faults,
+                monitoring,
             )
     if interrupted:
         raise KeyboardInterrupt
+
+
+def _write_running(
+    run: RunResult,
+    spec: ExperimentSpec,
+    experiment: str,
+    started: float,
+    service_url: str | None = None,
+    health: dict[str, Any] | None = None,
+    monitoring: RunMonitoring | None = None,
+) -> None:
+    """``run.json`` while the run goes on: status ``running`` and where to watch it."""
+    health = health or {}
+    write_json(
+        run.path / "run.json",
+        {
+            "run_id": run.run_id,
+            "experiment": experiment,
+            "status": "running",
+            "error": None,
+            "params": run.params,
+            "repeat": run.repeat,
+            "seed": spec.seed,
+            "started_at": _iso(started),
+            "ended_at": None,
+            "service_url": service_url,
+            "scheduler": health.get("scheduler"),
+            "dashboard_link": health.get("dashboard"),
+            "workers": health.get("workers"),
+            "monitoring": monitoring.running_info() if monitoring is not None else None,
+            "pid": os.getpid(),
+        },
+    )
+
+
+def _running_line(run_id: str, url: str, health: dict[str, Any], monitoring: RunMonitoring) -> str:
+    """The line ``scalelab run`` prints as a run starts: where to watch it live."""
+    parts = [f"{run_id}: service {url}", f"Dask dashboard {health.get('dashboard') or 'none'}"]
+    prometheus = monitoring.running_info().get("prometheus")
+    if prometheus:
+        parts.append(f"Prometheus {prometheus['url']}")
+    return ", ".join(parts)
 
 
 def _first_request(run_dir: Path) -> float | None:
@@ -471,6 +535,7 @@ def _finish_run(
     health: dict[str, Any],
     locust_code: int | None,
     faults: FaultRunner | None = None,
+    monitoring: RunMonitoring | None = None,
 ) -> None:
     """End every child of the run, then write its files whatever its status."""
     run_dir = run.path
@@ -485,6 +550,14 @@ def _finish_run(
             locust.stop(deadline_s=5)
     if scraper is not None:
         scraper.stop()
+    # Locust takes seconds to start, so the warm-up counts from the first request.
+    first = first_intended_start(run_dir / "requests.parquet")
+    measure_from = first + spec.warmup_s if first is not None else None
+    if monitoring is not None:
+        # Dask's report needs the scheduler, so it comes before the service stops.
+        window = measure_from if measure_from is not None else events.time_of("load_start")
+        monitoring.finish(window, f"scalelab run {experiment}/{run.run_id}", events)
+        problems.extend(monitoring.problems)
     if service is not None:
         events.phase("service_stop")
         try:
@@ -495,13 +568,10 @@ def _finish_run(
     for child in _live_children() - before:
         child.stop(deadline_s=5)
 
-    measure_from = None
-    if spec.warmup_s > 0:
-        # Locust takes seconds to start, so the warm-up counts from the first request.
-        first = first_intended_start(run_dir / "requests.parquet")
-        if first is not None:
-            measure_from = first + spec.warmup_s
-            events.phase("measure_start", at=measure_from, warmup_s=spec.warmup_s)
+    if spec.warmup_s <= 0:
+        measure_from = None
+    elif measure_from is not None:
+        events.phase("measure_start", at=measure_from, warmup_s=spec.warmup_s)
     try:
         write_metrics(run_dir / "metrics.parquet", scraper.snapshot() if scraper else [])
     except Exception as exc:
@@ -546,6 +616,7 @@ def _finish_run(
         "workers": health.get("workers"),
         "locust_exit_code": locust_code if locust is None else locust.poll(),
         "faults": faults.report(_first_request(run_dir)) if faults is not None else None,
+        "monitoring": monitoring.record() if monitoring is not None else None,
         "problems": problems,
         "versions": metadata.versions(),
         "git_commit": metadata.git_commit(),

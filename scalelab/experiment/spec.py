@@ -3,7 +3,9 @@
 A spec may also carry a fault schedule (``[[faults]]``: a stall or a change of
 the service's configuration at a time after the load starts) and a steady-state
 hypothesis (``[slo]``: limits on latency percentiles, error rate and throughput,
-checked before the first fault and after the last one).
+checked before the first fault and after the last one), and what each run
+records besides its own measurements (``[monitoring]``: a real Prometheus, Dask's
+performance report).
 
 A spec is validated whole before anything starts: unknown keys, wrong types, a
 missing locustfile, an unknown sweep key, an empty sweep list, or a fault that
@@ -289,6 +291,32 @@ class SloSpec(_Section):
         return {k: v for k in SLO_LIMITS if (v := getattr(self, k)) is not None}
 
 
+class MonitoringSpec(_Section):
+    """What each run records besides its own measurements: Prometheus, Dask's report.
+
+    Both are off by default: each costs start-up time and disk space per run
+    (docs/observability.md gives the figures). The run's own scraper
+    (``metrics.parquet``) always runs.
+    """
+
+    prometheus: bool = Field(
+        default=False,
+        description="Run a real Prometheus server for each run, scraping the service, the "
+        "Dask scheduler and workers; its data stays in <run>/prometheus/data.",
+    )
+    dask_report: bool = Field(
+        default=False,
+        description="Save Dask's performance report (task stream, worker profiles, "
+        "bandwidth) of the measured window as <run>/dask-report.html.",
+    )
+    scrape_interval_s: float = Field(
+        default=1.0,
+        ge=0.1,
+        le=60.0,
+        description="Prometheus's scrape interval, seconds (the run's own scraper keeps 1 s).",
+    )
+
+
 class ExperimentSpec(_Section):
     """A whole experiment: what to load, how, against which service, swept over what."""
 
@@ -320,6 +348,10 @@ class ExperimentSpec(_Section):
     )
     slo: SloSpec | None = Field(
         default=None, description="Steady-state hypothesis checked before and after the faults."
+    )
+    monitoring: MonitoringSpec = Field(
+        default_factory=MonitoringSpec,
+        description="Prometheus and Dask's performance report for each run (both off).",
     )
 
     @field_validator("locustfile")

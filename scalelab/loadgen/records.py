@@ -44,6 +44,7 @@ SCHEMA = pa.schema(
         ("version", pa.int64()),
         ("age_ms", pa.float64()),
         ("stale_ms", pa.float64()),
+        ("request_id", pa.string()),
     ]
 )
 
@@ -71,6 +72,7 @@ _HEADER_NAMES = (
     "x-version",
     "x-age-ms",
     "x-stale-ms",
+    "x-request-id",
 )
 
 
@@ -170,6 +172,7 @@ class RequestLog:
         self.version: list[int | None] = []
         self.age_ms: list[float | None] = []
         self.stale_ms: list[float | None] = []
+        self.request_id: list[str] = []
         self.dropped_rows: set[int] = set()
 
     def __len__(self) -> int:
@@ -218,9 +221,9 @@ class RequestLog:
             self.status.append(getattr(response, "status_code", 0) or 0)
             headers = getattr(response, "headers", None)
         if headers:
-            worker, batch, cache, partition, attempts, version, age, stale = _reader_for(headers)(
+            worker, batch, cache, partition, attempts, version, age, stale, rid = _reader_for(
                 headers
-            )
+            )(headers)
             self.worker.append(worker)
             self.batch_size.append(_int(batch) if batch else 0)
             self.cache.append(cache)
@@ -229,6 +232,7 @@ class RequestLog:
             self.version.append(_int_or_none(version) if version else None)
             self.age_ms.append(_float_or_none(age) if age else None)
             self.stale_ms.append(_float_or_none(stale) if stale else None)
+            self.request_id.append(rid)
         else:
             self.worker.append("")
             self.batch_size.append(0)
@@ -238,6 +242,7 @@ class RequestLog:
             self.version.append(None)
             self.age_ms.append(None)
             self.stale_ms.append(None)
+            self.request_id.append("")
 
     def _sent(self, column: list[Any]) -> list[Any]:
         """``column`` without the rows of dropped requests."""
@@ -269,6 +274,7 @@ class RequestLog:
             pa.array(self.version, pa.int64()),
             pa.array(self.age_ms, pa.float64()),
             pa.array(self.stale_ms, pa.float64()),
+            pa.array(self.request_id, pa.string()),
         ]
         return pa.Table.from_arrays(arrays, schema=SCHEMA)
 

@@ -47,6 +47,7 @@ from scalelab.loadgen.records import DROPPED_KEY, INTENDED_KEY
 logger = logging.getLogger("scalelab.loadgen")
 
 _driver_numbers = itertools.count()  # drivers started in this process
+_user_ids = itertools.count()  # users started in this process (request ids)
 _STOPPING = (STATE_CLEANUP, STATE_STOPPING, STATE_STOPPED)
 
 
@@ -73,6 +74,7 @@ class ScaleLabUser(FastHttpUser):
         if opts.open_loop:
             self.concurrency = max(self._cap, 1)
         super().__init__(environment)
+        self._name_requests()
         self._contexts: dict[Any, dict[str, Any]] = {}
         self._inflight = Group()
         self._offsets: Iterator[float] | None = None
@@ -83,6 +85,26 @@ class ScaleLabUser(FastHttpUser):
             if opts.wait_mode == "constant_throughput"
             else None
         )
+
+    def _name_requests(self) -> None:
+        """Give every request this user sends an ``X-Request-Id`` (unless it has one).
+
+        The service echoes the id, logs it, and carries it to the Dask task; the
+        recorder keeps it in ``requests.parquet``, so a request seen in a plot can
+        be found in the service's log (``scalelab logs RUN_DIR --request ID``).
+        """
+        session = self.client
+        send = session.request
+        prefix = f"p{RECORDER.process_index()}u{next(_user_ids)}-"
+        numbers = itertools.count(1)
+
+        def request(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+            headers = kwargs.get("headers")
+            if not headers or "X-Request-Id" not in headers:
+                kwargs["headers"] = {**(headers or {}), "X-Request-Id": f"{prefix}{next(numbers)}"}
+            return send(method, url, *args, **kwargs)
+
+        session.request = request  # type: ignore[method-assign]
 
     # -- what a scenario provides ------------------------------------------------------------
 

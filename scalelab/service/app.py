@@ -94,5 +94,11 @@ def create_app(
     for router in admin_routers(state):
         app.include_router(router)
     app.include_router(fault_router(state, holder))
-    app.add_middleware(HttpMetrics, metrics=state.metrics, paths=PATHS, prefixes=PREFIXES)
+    app.add_middleware(
+        HttpMetrics,
+        metrics=state.metrics,
+        paths=PATHS,
+        prefixes=PREFIXES,
+        log_requests=lambda: state.config.logging.requests,
+    )
     return app

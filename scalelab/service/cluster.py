@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, cast
 import psutil
 
 from scalelab.config import ClusterConfig
+from scalelab.service.logs import task_log_plugin
 
 if TYPE_CHECKING:
     from distributed import Client, LocalCluster
@@ -40,7 +41,19 @@ class ClusterInfo:
 
 
 async def start_cluster(config: ClusterConfig) -> tuple[Client, LocalCluster | None]:
-    """Connect an asynchronous client to ``config.scheduler``, or to a new LocalCluster."""
+    """Connect an asynchronous client to ``config.scheduler``, or to a new LocalCluster.
+
+    Every worker, now and later, gets the JSON task log (:mod:`.logs`).
+    """
+    client, cluster = await _connect(config)
+    try:
+        await asyncio.wait_for(cast(Awaitable[Any], client.register_plugin(task_log_plugin())), 30)
+    except Exception as exc:  # the logs are worth less than the service
+        log.warning("workers have no task log: %r", exc)
+    return client, cluster
+
+
+async def _connect(config: ClusterConfig) -> tuple[Client, LocalCluster | None]:
     from distributed import Client, LocalCluster
 
     if config.scheduler:

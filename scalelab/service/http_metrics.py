@@ -1,20 +1,25 @@
-"""Counting the data plane at its door: requests by endpoint and status, and their latency.
+"""The data plane's door: requests counted by endpoint and status, timed, named and logged.
 
 A plain ASGI middleware (cheaper per request than Starlette's
 ``BaseHTTPMiddleware``) that sees every data-plane request, including those
-refused with 422 before they reach the stack of layers. It also carries the
-request id: an ``X-Request-Id`` the client sent (or none) is echoed on the
-response and made available to the endpoint (:data:`REQUEST_ID`).
-``/health``, ``/metrics``, ``/admin`` and ``/docs`` pass untouched.
+refused with 422 before they reach the stack of layers. It gives each request
+its id (the ``X-Request-Id`` the client sent, else one of its own), echoes it on
+the response, makes it available to the endpoint (:data:`REQUEST_ID`), and
+writes the request's log line (:mod:`.logs`). ``/health``, ``/metrics``,
+``/admin`` and ``/docs`` pass untouched.
 """
 
 from __future__ import annotations
 
 import contextvars
+import itertools
+import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from scalelab.service.logs import REQUEST_LOGGER, request_line
 from scalelab.service.metrics import ServiceMetrics
 
 Scope = MutableMapping[str, Any]
@@ -24,13 +29,19 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("scalelab_request_id", default="")
-"""The ``X-Request-Id`` of the data-plane request being served (empty when none was sent)."""
+"""The id of the data-plane request being served."""
+
+MAX_ID_BYTES = 128
+"""A longer ``X-Request-Id`` is cut to this length."""
 
 _REQUEST_ID_HEADER = b"x-request-id"
 
 
 class HttpMetrics:
-    """ASGI middleware counting data-plane requests (``paths`` exactly, or under ``prefixes``)."""
+    """ASGI middleware counting data-plane requests (``paths`` exactly, or under ``prefixes``).
+
+    ``log_requests`` says, per request, whether to write its log line.
+    """
 
     def __init__(
         self,
@@ -38,11 +49,16 @@ class HttpMetrics:
         metrics: ServiceMetrics,
         paths: frozenset[str],
         prefixes: tuple[str, ...],
+        log_requests: Callable[[], bool] = lambda: True,
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.paths = paths
         self.prefixes = prefixes
+        self.log_requests = log_requests
+        self.logger = logging.getLogger(REQUEST_LOGGER)
+        self._ids = itertools.count(1)
+        self._id_prefix = f"s{os.getpid():x}-"
 
     def _endpoint(self, path: str) -> str | None:
         if path in self.paths:
@@ -60,27 +76,34 @@ class HttpMetrics:
             return
         started = time.perf_counter()
         status = 500
-        request_id = b""
+        given = b""
         for name, value in scope.get("headers") or ():
             if name == _REQUEST_ID_HEADER:
-                request_id = value[:128]
+                given = value[:MAX_ID_BYTES]
                 break
+        request_id = given.decode("latin-1") if given else f"{self._id_prefix}{next(self._ids):x}"
+        echoed = given or request_id.encode()
+        answer_headers: list[tuple[bytes, bytes]] = []
 
         async def send_status(message: Message) -> None:
-            nonlocal status
+            nonlocal status, answer_headers
             if message["type"] == "http.response.start":
                 status = message["status"]
-                if request_id:
-                    message["headers"] = [
-                        *message.get("headers", ()),
-                        (b"x-request-id", request_id),
-                    ]
+                answer_headers = [*message.get("headers", ()), (_REQUEST_ID_HEADER, echoed)]
+                message["headers"] = answer_headers
             await send(message)
 
-        token = REQUEST_ID.set(request_id.decode("latin-1")) if request_id else None
+        token = REQUEST_ID.set(request_id)
         try:
             await self.app(scope, receive, send_status)
         finally:
-            if token is not None:
-                REQUEST_ID.reset(token)
-            self.metrics.observe_request(endpoint, status, time.perf_counter() - started)
+            REQUEST_ID.reset(token)
+            seconds = time.perf_counter() - started
+            self.metrics.observe_request(endpoint, status, seconds)
+            if self.log_requests():
+                headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in answer_headers}
+                self.logger.info(
+                    request_line(
+                        request_id, endpoint, scope.get("method", ""), status, seconds, headers
+                    )
+                )

@@ -12,6 +12,9 @@ Exported at ``GET /metrics`` and scraped once a second by the experiment runner:
 - ``scalelab_dask_tasks_submitted_total``: Dask tasks the executor submitted;
 - ``scalelab_batch_size``: requests per Dask task (1 for the direct executor);
 - ``scalelab_dask_workers``: workers the scheduler knows;
+- ``process_cpu_seconds_total``, ``process_resident_memory_bytes`` and the
+  rest of prometheus-client's process metrics: the service process itself
+  (with an embedded LocalCluster, that process also runs the scheduler);
 - ``scalelab_actors`` and ``scalelab_actor_events_total{event}``: the actor
   executor's live actors, and actors ``created``, ``lost`` and calls ``retried``.
 
@@ -59,6 +62,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    ProcessCollector,
     disable_created_metrics,
     generate_latest,
 )
@@ -116,6 +120,7 @@ class ServiceMetrics:
             "scalelab_batch_size", "Requests per Dask task.", buckets=BATCH_BUCKETS, registry=r
         )
         self.workers = Gauge("scalelab_dask_workers", "Workers the scheduler knows.", registry=r)
+        ProcessCollector(registry=r)  # CPU and memory of the service process
         self.cache_hits = Counter(
             "scalelab_cache_hits", "Requests answered from a cache, by tier.", ["tier"], registry=r
         )

@@ -68,6 +68,7 @@ def serve_from_args(args: argparse.Namespace) -> int:
 
     from scalelab.service.app import create_app
     from scalelab.service.cluster import kill_descendants
+    from scalelab.service.logs import REQUEST_LOGGER, json_logger
     from scalelab.service.stack import plan_stack
 
     host: str = args.host
@@ -77,6 +78,7 @@ def serve_from_args(args: argparse.Namespace) -> int:
     config = resolve_config(args)
     token = resolve_token(host, getattr(args, "admin_token", None))
     plan_stack(config)  # a bad layer or plugin fails before the cluster starts
+    json_logger(REQUEST_LOGGER)  # request lines, as JSON, on standard error
 
     app = create_app(
         config, admin_token=token, close_deadline_s=CLOSE_DEADLINE_S, kill_leftovers=True

@@ -149,25 +149,35 @@ def run_batch(calls: Sequence[Call]) -> tuple[str, list[Outcome]]:
     the rest run one after the other. A failing call fails only its own outcome;
     a task fault on this worker applies once to the whole batch, first.
     """
+    from scalelab.service.logs import Traced, untraced
+
     apply_task_fault()
     outcomes: list[Outcome | None] = [None] * len(calls)
     grouped: dict[Callable[..., Any], list[int]] = {}
     for i, (fn, args) in enumerate(calls):
-        if fn in BATCH_FORMS and len(args) == 1:
-            grouped.setdefault(fn, []).append(i)
+        if untraced(fn) in BATCH_FORMS and len(args) == 1:
+            grouped.setdefault(untraced(fn), []).append(i)
             continue
         try:
             outcomes[i] = (True, fn(*args))
         except Exception as exc:  # the caller of this one call receives it
             outcomes[i] = (False, exc)
     for fn, indices in grouped.items():
+        started = time.perf_counter()
+        ok = False
         try:
             values = BATCH_FORMS[fn]([calls[i][1][0] for i in indices])
             for i, value in zip(indices, values, strict=True):
                 outcomes[i] = (True, value)
+            ok = True
         except Exception as exc:
             for i in indices:
                 outcomes[i] = (False, exc)
+        ms = (time.perf_counter() - started) * 1000.0
+        for i in indices:  # calls run together log the batch's time
+            traced = calls[i][0]
+            if isinstance(traced, Traced):
+                traced.log(ms, ok, batch=len(indices))
     return worker_address(), [
         o if o is not None else (False, RuntimeError("no result")) for o in outcomes
     ]

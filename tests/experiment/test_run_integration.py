@@ -21,11 +21,15 @@ import httpx
 import pandas as pd
 import psutil
 import pytest
+from browser import chromium_binary, inspect_page
 
+from scalelab import procs
+from scalelab.cli import main
 from scalelab.errors import SpecError
-from scalelab.experiment.runner import run_experiment
+from scalelab.experiment.runner import ExperimentResult, run_experiment
 from scalelab.experiment.scraper import parse_metrics
 from scalelab.experiment.spec import load_spec
+from scalelab.logs import lines_of
 from scalelab.procs import Child, wait_until
 
 from .leaks import cmdline, descendants, mentioning, still_running
@@ -63,17 +67,29 @@ def test_bad_spec_starts_nothing(tmp_path: Path) -> None:
     assert {p.pid for p in descendants(os.getpid())} <= before
 
 
-def test_sweep_writes_the_full_layout(tmp_path: Path, no_child_leaks: None) -> None:
+@pytest.fixture(scope="module")
+def quickstart(tmp_path_factory: pytest.TempPathFactory) -> ExperimentResult:
+    """The quickstart, shortened: two of its runs (direct, actor) and their report."""
+    out = tmp_path_factory.mktemp("quickstart") / "results"
     two = 'sweep.service.executor.kind=["direct", "actor"]'  # of the quickstart's three
+    with procs._lock:
+        before = set(procs._live)
     result = run_experiment(
-        QUICKSTART,
-        overrides=["duration_s=3", *SMALL, two],
-        out=tmp_path / "results",
-        progress=False,
+        QUICKSTART, overrides=["duration_s=3", *SMALL, two], out=out, progress=False
     )
+    with procs._lock:
+        left = [c.name for c in procs._live - before if c.alive()]
+    assert not left, f"children left running: {left}"
+    return result
+
+
+def test_sweep_writes_the_full_layout(
+    quickstart: ExperimentResult, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = quickstart
     assert result.status == "ok", [r.error for r in result.runs]
     exp = result.path
-    assert exp.parent == tmp_path / "results" / "quickstart"
+    assert exp.parent.name == "quickstart" and exp.parent.parent.name == "results"
     assert (exp.parent / "latest").resolve() == exp.resolve()
     info = json.loads((exp / "experiment.json").read_text())
     assert info["status"] == "ok" and info["runs"] == ["000-kind=direct-r0", "001-kind=actor-r0"]
@@ -125,11 +141,37 @@ def test_sweep_writes_the_full_layout(tmp_path: Path, no_child_leaks: None) -> N
         assert tasks >= summary["requests"] if kind == "direct" else tasks == 0
         assert set(requests["batch_size"]) == {1}
 
+        # Every request has an id, and its id leads to its lines in the service's log: the
+        # request's own, and the task's from the worker, whichever executor ran it.
+        ids = requests["request_id"]
+        assert (ids.str.len() > 0).all() and ids.is_unique
+        middle = str(ids.iloc[len(ids) // 2])
+        events = [line["event"] for line in lines_of(run.path, middle)]
+        assert sorted(events) == ["request", "task"], events
+        assert main(["logs", str(run.path), "--slowest", "2"]) == 0
+        shown = capsys.readouterr().out
+        assert shown.count("request p") == 2 and "task" in shown
+
         run_spec = tomllib.loads((run.path / "spec.toml").read_text())
         assert run_spec["service"]["executor"]["kind"] == kind and run_spec["sweep"] == {}
         assert load_spec(run.path / "spec.toml").service.cluster.workers == 1
-    if result.report_path is not None:
-        assert result.report_path.is_file()
+    assert result.report_path is not None and result.report_path.is_file()
+
+
+def test_quickstart_report_reads_well_in_chromium(
+    quickstart: ExperimentResult, tmp_path: Path
+) -> None:
+    assert quickstart.report_path is not None
+    text = quickstart.report_path.read_text()
+    # experiment.json's final status is written before the report reads it
+    assert 'status: <span class="badge ok">ok</span>' in text and '"badge running"' not in text
+    if chromium_binary() is None:
+        pytest.skip("chromium is not installed (apt-get install chromium); .ci/run installs it")
+    page = inspect_page(quickstart.report_path.resolve().as_uri(), tmp_path / "quickstart.png")
+    assert page.problems == []  # no console error, no broken image, nothing wider than the page
+    # the comparison, the latency percentiles, and a timeline per run
+    assert page.images == 4 and page.title == "scalelab experiment quickstart"
+    assert page.screenshot is not None and page.screenshot.stat().st_size > 50_000
 
 
 def _service_port(pid: int) -> int | None:

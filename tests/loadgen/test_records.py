@@ -46,6 +46,7 @@ EXPECTED_COLUMNS = {
     "version": pa.int64(),
     "age_ms": pa.float64(),
     "stale_ms": pa.float64(),
+    "request_id": pa.string(),
 }
 
 
@@ -243,3 +244,12 @@ def test_keyed_headers_fill_the_nullable_columns() -> None:
         3.25,
     )
     assert plain["version"] is None and plain["age_ms"] is None and plain["stale_ms"] is None
+
+
+def test_the_echoed_request_id_is_kept() -> None:
+    log = RequestLog()
+    answer = Answer(200, {"X-Request-Id": "p0u1-7", "X-Worker": "tcp://w:1"})
+    log.on_request("GET", "/task/cpu", 1.0, 10, response=answer, start_time=1.0)
+    log.on_request("GET", "/ping", 1.0, 10, response=None, start_time=2.0, exception=Boom("x"))
+    sent, failed = log.table().to_pylist()
+    assert sent["request_id"] == "p0u1-7" and failed["request_id"] == ""

@@ -19,6 +19,7 @@ import psutil
 import pytest
 
 from scalelab.config import DEFAULT_STACK, ServiceConfig
+from scalelab.procs import wait_until
 from scalelab.service.process import ServiceProcess, start_service
 from scalelab.service.workloads import cpu_work
 
@@ -349,3 +350,41 @@ def test_overload_is_shed_quickly_with_bounded_memory(direct: ServiceProcess) ->
         )
         assert get(direct, "/ping").status_code == 200
     assert get(direct, "/task/cpu", units=1).status_code == 200
+
+
+def _json_lines(service: ServiceProcess) -> list[dict[str, Any]]:
+    assert service.log_path is not None
+    lines = []
+    for text in service.log_path.read_text().splitlines():
+        if text.startswith("{"):
+            lines.append(json.loads(text))
+    return lines
+
+
+def test_request_ids_are_echoed_and_travel_to_the_dask_task(direct: ServiceProcess) -> None:
+    mine = get_with(direct, "/task/cpu", {"X-Request-Id": "test-req-1"}, units=3)
+    assert mine.headers["x-request-id"] == "test-req-1"
+    made = get(direct, "/ping").headers["x-request-id"]
+    assert made and made != "test-req-1"
+
+    def lines_of(rid: str) -> list[dict[str, Any]]:
+        return [line for line in _json_lines(direct) if line.get("request_id") == rid]
+
+    assert wait_until(lambda: len(lines_of("test-req-1")) == 2, 10, 0.1), lines_of("test-req-1")
+    by_event = {line["event"]: line for line in lines_of("test-req-1")}
+    request, task = by_event["request"], by_event["task"]
+    assert request["endpoint"] == "/task/cpu" and request["status"] == 200
+    assert request["layers"] == "admission,faults,cache,executor"
+    assert task["fn"] == "cpu_work" and task["ok"] is True
+    assert task["worker"] == request["worker"] == mine.headers["x-worker"]  # logged on the worker
+    assert [line["event"] for line in lines_of(made)] == ["request"]  # /ping runs no task
+
+    with changed(direct, {"logging": {"requests": False, "tasks": False}}):
+        quiet = get_with(direct, "/task/cpu", {"X-Request-Id": "test-req-2"}, units=3)
+        assert quiet.headers["x-request-id"] == "test-req-2"
+        time.sleep(0.5)
+        assert lines_of("test-req-2") == []
+
+
+def get_with(service: ServiceProcess, path: str, headers: dict[str, str], **params: Any) -> Any:
+    return httpx.get(f"{service.url}{path}", params=params, headers=headers, timeout=30)

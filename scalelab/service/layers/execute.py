@@ -4,7 +4,9 @@ The work is a workload call run on the Dask cluster by the executor that
 ``executor.kind`` names (:mod:`scalelab.service.executors`), a coroutine run
 in the service itself (``request.local``), or nothing at all (``/ping``).
 The response carries ``X-Worker`` (the Dask worker that ran the work, or
-``local``) and ``X-Batch-Size`` (requests in its Dask task).
+``local``) and ``X-Batch-Size`` (requests in its Dask task). The workload call
+carries the request's id to the worker (:class:`~scalelab.service.logs.Traced`),
+whichever executor runs it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 from scalelab.config import ExecutorConfig
 from scalelab.service.executors import make_executor
 from scalelab.service.layer import Layer, LayerContext
+from scalelab.service.logs import Traced
 from scalelab.service.request import Next, NotReady, Request, Response
 
 PONG = {"pong": True}
@@ -43,6 +46,8 @@ class ExecutorLayer(Layer):
         """Run the work: on the cluster, in the service, or none (``/ping``)."""
         if request.work is not None:
             fn, args = request.work
+            if request.request_id and self.context.config().logging.tasks:
+                fn = Traced(fn, request.request_id)
             result = await self.executor.run(fn, args)
             headers = {"X-Worker": result.worker, "X-Batch-Size": str(result.batch_size)}
             return Response(200, value=result.value, headers=headers)
