@@ -56,7 +56,8 @@ def recovery(seconds: float) -> dict[str, float | None]:
                 "locustfile": "baseline.py",
                 "duration_s": max(seconds, 12.0),
                 "warmup_s": 1,
-                "load": {"mode": "open", "rate": 60.0, "arrival": "constant"},
+                # 40 requests/s of 20 ms: 40 % of two workers, 80 % of one.
+                "load": {"mode": "open", "rate": 40.0, "arrival": "constant"},
                 "scenario": {"endpoint": "io", "io_ms": 20},
                 "service": {
                     "cluster": {"workers": 2},

@@ -660,7 +660,7 @@ def bench_recovery(seconds: float) -> list[Figure]:
             "s",
             None,
             f"detected after {got['nanny_detect']} s / {got['no_nanny_detect']} s; "
-            "None: never recovered or never broken",
+            "nan: never recovered (or never broke: see detected)",
         )
     ]
 
