@@ -103,7 +103,7 @@ def hedging(seconds: float) -> dict[str, float]:
                         "workers": [0],
                         "dist": "bimodal",
                         "slow_ms": 200,
-                        "slow_frac": 0.1,
+                        "slow_frac": 0.04,
                         "seed": 5,
                     },
                 }
