@@ -270,12 +270,11 @@ class FaultRunner:
                 body = {"kind": action.name, "params": fault.params}
                 record["params"] = fault.params
                 response = client.post(f"{self.url}/admin/faults", json=body)
-                if response.status_code == 201:
+                if response.status_code == 201:  # started: its id ends it later
                     answer = response.json()
                     self._ids[action.index] = answer["id"]
                     record["id"] = answer["id"]
                     record["service"] = answer.get("detail")
-                    response.status_code = 200
             elif action.name == "stall":
                 record["seconds"] = fault.stall
                 response = client.post(f"{self.url}/admin/stall", params={"seconds": fault.stall})
@@ -297,7 +296,7 @@ class FaultRunner:
                 record["values"] = before
                 response = client.put(f"{self.url}/admin/config", json=nested(before))
             record["status"] = response.status_code
-            record["ok"] = response.status_code == 200
+            record["ok"] = response.status_code in (200, 201)
             if not record["ok"]:
                 record["error"] = f"HTTP {response.status_code}: {response.text[:300]}"
         except (httpx.HTTPError, KeyError, RuntimeError, ValueError) as exc:
