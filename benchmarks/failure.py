@@ -89,7 +89,6 @@ def hedging(seconds: float) -> dict[str, float]:
             "scenario": {"endpoint": "io", "io_ms": 5},
             "service": {
                 "cluster": {"workers": 2},
-                "executor": {"kind": "actor"},
                 "stack": ["admission", "hedge", "faults", "cache"],
                 "hedge": {"percentile": 95.0, "min_samples": 50, "max_extra": 0.1},
             },

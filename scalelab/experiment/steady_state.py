@@ -166,14 +166,14 @@ def _in_phase(reqs: Requests, name: str, low: float | None, high: float | None) 
 def _windows_meet(
     reqs: Requests, slo: SloSpec, start: float, stop: float
 ) -> list[tuple[float, bool]]:
-    """One-second windows from ``start`` to ``stop``: each window's start and whether the
-    requests answered in it (what monitoring sees) meet the hypothesis."""
+    """Whole one-second windows from ``start`` to ``stop``: each window's start and whether
+    the requests answered in it (what monitoring sees) meet the hypothesis."""
     out = []
     t = start
-    while t < stop:
+    while t + 1.0 <= stop:  # whole windows only: the load's last moments are its stop
         keep = [i for i in range(reqs.n) if t <= reqs.ends[i] < t + 1.0]
         figures = reqs.where(keep)
-        figures["throughput_rps"] = len(keep) / min(1.0, stop - t)
+        figures["throughput_rps"] = float(len(keep))
         out.append((t, not keep or not _failing(figures, slo)))
         t += 1.0
     return out

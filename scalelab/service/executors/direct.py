@@ -21,20 +21,25 @@ def _consume(task: asyncio.Future[Any]) -> None:
         task.exception()
 
 
-async def wait_for_future(future: Any) -> Any:
-    """The result of a Dask future, such that cancelling the caller cancels only the caller.
+async def wait_for_future(future: Any, client: Any = None) -> Any:
+    """The result of a Dask future, such that cancelling the caller cancels only its task.
 
     The Dask client gathers the results of concurrent waiters together; cancelling
     one waiter (a timeout, a hedge's loser) while it awaits the future directly would
     cancel that shared gather, and with it every other request waiting on it. The
-    wait is shielded instead: the caller is cancelled at once, and the task's result
-    (it still runs to the end on its worker) is dropped when it arrives.
+    wait is shielded instead: the caller is cancelled at once, and the task is
+    cancelled on the cluster through ``client`` (a task still queued never runs; one
+    already running finishes on its worker, its result dropped).
     """
     inner = asyncio.ensure_future(_outcome(future))
     try:
         return await asyncio.shield(inner)
     except asyncio.CancelledError:
         inner.add_done_callback(_consume)
+        if client is not None:
+            with contextlib.suppress(Exception):
+                cancelling = asyncio.ensure_future(client.cancel([future]))
+                cancelling.add_done_callback(_consume)
         raise
 
 
@@ -47,5 +52,5 @@ class DirectExecutor(Executor):
         future = self.client.submit(run_task, fn, args, pure=False, retries=retries)
         self.metrics.tasks_submitted.inc()
         self.metrics.batch_size.observe(1)
-        worker, value = await wait_for_future(future)
+        worker, value = await wait_for_future(future, self.client)
         return TaskResult(value, worker, 1)

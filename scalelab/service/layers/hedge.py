@@ -4,8 +4,9 @@ After the delay its :class:`~scalelab.service.resilience.HedgeDelay` chooses
 (``hedge.delay_ms``, or the running ``hedge.percentile`` of recent answers),
 a ``GET`` still without an answer is sent a second time through the rest of
 the stack. The first answer that is a success (or the last answer, if both
-fail) is returned and the other call cancelled: it stops waiting, though its Dask
-task runs to the end on its worker (the extra load a hedge costs).
+fail) is returned and the other call cancelled: its Dask task is cancelled too (one
+still queued never runs; one already running finishes on its worker: the extra
+load a hedge costs).
 Hedges are limited to ``hedge.max_extra`` of the requests by a budget, so that
 a slow backend does not get twice the load. Counted: ``hedged`` (copies
 sent), ``hedge_won`` (the copy answered first), ``cancelled`` (calls dropped),

@@ -5,8 +5,9 @@ bounds the request from its arrival (``Request.received``), and is written into
 ``Request.deadline`` so that layers further in (a retry's backoff, a hedge) see
 it. Placed inside ``retry``, every attempt gets ``attempt_ms`` and all of them
 share the one deadline. The rest of the stack is cancelled when time is up:
-the request stops waiting at once, but its Dask task still runs to the end on
-its worker (its result is dropped): a timeout frees the client, not the worker.
+the request stops waiting at once and its Dask task is cancelled: a task still
+queued never runs, but one already running finishes on its worker (its result
+dropped): a timeout frees the client, not a busy worker.
 The answer says which limit was hit:
 ``X-Timeout: attempt`` or ``deadline``.
 """
