@@ -11,7 +11,7 @@ intended start, around each fault's span (its start and end, from
   fault (a kill) is "on" for ``recovery_s`` after it;
 - ``after:i``: requests that started from ``recovery_s`` after fault ``i`` ended
   and were answered before the next fault started (the last one: the end of
-  the load).
+  the load); between two faults less than a second apart there is none.
 
 Each phase gets the figures of ``summary.json`` and the verdict of every
 ``[slo]`` limit; the phases named by ``slo.judge`` (``before`` and ``after`` by
@@ -44,6 +44,9 @@ COLUMNS = ("intended_start", "start", "latency_us", "latency_intended_us", "ok",
 OPTIONAL = ("attempts", "method")
 TIMEOUT_STATUSES = (0, 504)
 """A request that got no answer (0) or the service's timeout (504) counts as a timeout."""
+
+MIN_STEADY_S = 1.0
+"""Shortest steady phase formed between two faults (a shorter gap is left unjudged)."""
 
 LATENCY_LIMITS = {"p50_ms": 50.0, "p90_ms": 90.0, "p99_ms": 99.0, "p999_ms": 99.9}
 
@@ -148,8 +151,11 @@ def phases(
         nxt = spans[i + 1]["start"] if i + 1 < len(spans) else load_end
         out.append((f"during:{span['index']}", span["start"], min(end, nxt)))
         after = span["end"] + recovery_s
-        if after < nxt:  # the last steady phase runs to the end of the load
-            out.append((f"after:{span['index']}", after, nxt if i + 1 < len(spans) else None))
+        last = i + 1 == len(spans)
+        # Between two faults, a steady phase needs a second at least to say anything;
+        # the last one runs to the end of the load.
+        if (last and after < nxt) or (not last and nxt - after >= MIN_STEADY_S):
+            out.append((f"after:{span['index']}", after, None if last else nxt))
     return out
 
 
