@@ -68,7 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the HTTP task service on a Dask cluster")
     serve.add_argument("--config", metavar="FILE", help="service configuration (TOML)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    serve.add_argument("--port", type=int, default=8000, help="port to listen on")
+    serve.add_argument(
+        "--port",
+        type=int,
+        default=8000,
+        help="port to listen on (0: a free one, printed in the 'listening on' line)",
+    )
     serve.add_argument(
         "--scheduler",
         metavar="ADDRESS",

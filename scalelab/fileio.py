@@ -1,14 +1,34 @@
-"""Files written whole or not at all: write to a temporary file, then rename."""
+"""Files written whole or not at all: write to a temporary file, then rename.
+
+The temporary file is created with the mode an ordinary file gets (0666 less the
+process's umask), not the 0600 of :func:`tempfile.mkstemp`: a results folder a
+class shares must be readable by the others whenever the umask allows it.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+FILE_MODE = 0o666
+"""The mode new files are created with, before the umask takes its part."""
+
+
+def _new_temp(target: Path) -> Path:
+    """Create an empty, unique temporary file beside ``target`` (mode 0666 less the umask)."""
+    while True:
+        tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, FILE_MODE)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return tmp
 
 
 @contextlib.contextmanager
@@ -16,9 +36,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` when the block succeeds."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = _new_temp(target)
     try:
         yield tmp_path
         os.replace(tmp_path, target)

@@ -45,15 +45,21 @@ class Child:
         if self.log_path:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            self.args,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log if self._log else subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-            env=full_env,
-            cwd=str(cwd) if cwd else None,
-            start_new_session=True,
-        )
+        try:
+            self.proc = subprocess.Popen(
+                self.args,
+                stdin=subprocess.DEVNULL,
+                stdout=self._log if self._log else subprocess.DEVNULL,
+                stderr=subprocess.STDOUT,
+                env=full_env,
+                cwd=str(cwd) if cwd else None,
+                start_new_session=True,
+            )
+        except BaseException:  # no child to stop: the log is closed here, not in stop()
+            if self._log:
+                self._log.close()
+                self._log = None
+            raise
         with _lock:
             _live.add(self)
 

@@ -73,6 +73,7 @@ _FIGURES = [
     ("p999_ms", "p99.9 ms", "{:.2f}"),
     ("max_ms", "max ms", "{:.2f}"),
     ("error_rate", "errors %", "{:.2%}"),
+    ("dropped", "dropped", "{:,.0f}"),
 ]
 
 # The runs table of the HTML report: fewer columns than the terminal's, units in headers.
@@ -559,7 +560,7 @@ def _versions_text(versions: Any) -> Any:
 
 
 def _errors_html(run: Run) -> str:
-    req = run.requests
+    req = run.sent_requests  # the open loop's drops are counted apart, not as errors
     if req.empty or bool(req["ok"].all()):
         return ""
     bad = req.loc[~req["ok"].astype(bool)]
@@ -609,6 +610,7 @@ def run_report_html(run: Run, base: Path | None = None) -> str:
         ("p99.9 latency (ms)", _fmt(s.get("p999_ms"), "{:,.2f}")),
         ("largest latency (ms)", _fmt(s.get("max_ms"), "{:,.2f}")),
         ("errors (%)", _fmt(s.get("error_rate"), "{:.2%}")),
+        ("dropped, never sent", _fmt(s.get("dropped"), "{:,.0f}")),
     ]
     params = ", ".join(f"{plots.label_of(k)} = {v}" for k, v in run.params.items())
     body = [

@@ -20,6 +20,7 @@ import tomli_w
 
 from scalelab import hdr
 from scalelab.fileio import write_json, write_text
+from scalelab.loadgen.records import DROPPED_METHOD
 
 T0 = 1_780_000_000.0  # a fixed Unix time, so runs are reproducible
 
@@ -103,6 +104,25 @@ def make_requests(
     )
 
 
+def with_dropped(requests: pd.DataFrame, share: float, seed: int = 0) -> pd.DataFrame:
+    """``requests`` with a random ``share`` of them turned into rows the open loop never sent.
+
+    Such a row is what the recorder writes for a drop: method ``DROPPED``, name
+    ``dropped``, no status, no latency, a failure, started when it was due.
+    """
+    out = requests.copy()
+    drop = np.random.default_rng(seed).random(len(out)) < share
+    out.loc[drop, "method"] = DROPPED_METHOD
+    out.loc[drop, "name"] = "dropped"
+    out.loc[drop, ["latency_us", "latency_intended_us", "bytes", "attempts"]] = 0
+    out.loc[drop, "status"] = 0
+    out.loc[drop, "ok"] = False
+    out.loc[drop, "error"] = "OpenLoopDropped('10 requests in flight')"
+    out.loc[drop, "worker"] = ""
+    out.loc[drop, "start"] = out.loc[drop, "intended_start"]
+    return out
+
+
 def histogram_of(latencies_us: np.ndarray) -> Any:
     """An HdrHistogram of the given latencies (µs)."""
     h = hdr.new_histogram()
@@ -143,21 +163,22 @@ def write_run(
     """Write one run directory from ``requests``; ``files`` picks which optional files exist.
 
     As a real run does, the ``load_start`` event comes ``startup_s`` before the first
-    request (the load generator starting), ``latency.hdr`` holds every request, and
-    summary.json leaves out those meant to start within ``warmup_s`` of the first request
-    (recorded as the ``measure_start`` event).
+    request (the load generator starting), ``latency.hdr`` holds every request sent (rows
+    whose method is ``DROPPED`` never were), and summary.json leaves out those meant to
+    start within ``warmup_s`` of the first request (recorded as the ``measure_start`` event).
     """
     path.mkdir(parents=True, exist_ok=True)
     params = dict(params or {})
     run_id = run_id or path.name
     t_first_all = float(requests["intended_start"].min()) if len(requests) else T0
     load_start = t_first_all - startup_s
+    sent = requests[requests["method"] != DROPPED_METHOD]
     all_hists = {
-        "intended": histogram_of(requests["latency_intended_us"].to_numpy()),
-        "actual": histogram_of(requests["latency_us"].to_numpy()),
+        "intended": histogram_of(sent["latency_intended_us"].to_numpy()),
+        "actual": histogram_of(sent["latency_us"].to_numpy()),
     }
     measure_start = t_first_all + warmup_s
-    req = requests[requests["intended_start"] >= measure_start] if warmup_s > 0 else requests
+    req = sent[sent["intended_start"] >= measure_start] if warmup_s > 0 else sent
     t_first = float(req["intended_start"].min()) if len(req) else T0
     ends = requests["start"] + requests["latency_us"] / 1e6
     t_last = float(ends.max()) if len(requests) else T0

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from scalelab.procs import Child, group_members, stop_all, wait_until
 
@@ -50,3 +53,24 @@ def test_stop_all_ends_every_live_child() -> None:
     stop_all(deadline_s=1)
     assert all(not k.alive() for k in kids)
     assert all(group_members(k.pid) == [] for k in kids)
+
+
+def _open_files() -> set[str]:
+    """What this process's file descriptors point at."""
+    fds = Path("/proc/self/fd")
+    out = set()
+    for fd in fds.iterdir():
+        try:
+            out.add(os.readlink(fd))
+        except OSError:
+            continue
+    return out
+
+
+def test_a_child_that_cannot_start_leaves_no_open_log(tmp_path: Path) -> None:
+    log = tmp_path / "never.log"
+    with pytest.raises(FileNotFoundError) as failure:
+        Child([str(tmp_path / "no-such-program")], "missing", log_path=log)
+    # The half-built Child is still reachable from the traceback: its log must be closed.
+    assert failure.value is not None
+    assert str(log) not in _open_files()

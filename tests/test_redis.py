@@ -4,7 +4,6 @@ mid-run, which must degrade the service to its in-process tier without failing a
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -14,6 +13,7 @@ import pytest
 import redis
 
 from scalelab.config import CacheConfig, ServiceConfig
+from scalelab.prometheus_text import metric_value
 from scalelab.service.cache_origin import KeyStore
 from scalelab.service.cache_stage import ServiceCache
 from scalelab.service.cache_tiers import REDIS_PREFIX, Entry
@@ -116,9 +116,7 @@ def service(own_redis: Any) -> Iterator[ServiceProcess]:
 
 
 def metric(service: ServiceProcess, name: str) -> float:
-    text = httpx.get(f"{service.url}/metrics", timeout=10).text
-    m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
-    return float(m.group(1)) if m else 0.0
+    return metric_value(httpx.get(f"{service.url}/metrics", timeout=10).text, name)
 
 
 def test_service_stores_in_redis_and_invalidates_there(

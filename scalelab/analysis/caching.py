@@ -28,14 +28,19 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import brentq
 
+from scalelab.analysis.definitions import (
+    HIT_ANSWERS,
+    ORIGIN_CALLS_METRIC,
+    SERVED_ANSWERS,
+    answer_share,
+    counter_increase,
+    read_mask,
+)
 from scalelab.analysis.frames import load_start
 from scalelab.analysis.load import Experiment, Run, histogram_of
 from scalelab.analysis.percentiles import hist_percentiles_ms, percentile_column
 from scalelab.errors import ScaleLabError
 from scalelab.loadgen.keys import KeyDistribution, distribution_from_spec, zipf_weights
-
-KEYED_READ = "/task/key"
-"""Locust's name of keyed reads in ``scenarios/caching.py``."""
 
 ANSWERS: tuple[str, ...] = ("hit", "stale", "coalesced", "miss")
 """The values of ``X-Cache``, fastest first."""
@@ -150,33 +155,36 @@ def _runs(source: Run | Experiment | Iterable[Run]) -> list[Run]:
 
 
 def keyed_reads(run: Run, measured: bool = True) -> pd.DataFrame:
-    """The run's keyed reads (``/task/key``) that got an answer with an ``X-Cache``.
+    """The run's reads: ``GET`` requests answered with an ``X-Cache`` header.
 
-    ``measured`` leaves out the warm-up, as ``summary.json`` does.
+    ``PUT /kv`` answers carry the header too, but are writes. ``measured`` leaves
+    out the warm-up, as ``summary.json`` does.
     """
-    req = run.measured_requests if measured else run.requests
+    req = run.measured_requests if measured else run.sent_requests
     if req.empty:
         return req
-    mask = (req["name"] == KEYED_READ) & (req["cache"].fillna("") != "")
-    return req.loc[mask]
+    return req.loc[read_mask(req["method"], req["cache"])]
 
 
 def hit_ratio(run: Run, count_coalesced: bool = False, measured: bool = True) -> float:
-    """Share of keyed reads answered ``hit`` (NaN without any).
+    """Share of reads answered ``hit`` (NaN without any): summary.json's ``cache_hit_ratio``.
 
-    ``stale`` answers are not hits. With ``count_coalesced``, reads that waited
-    for a computation in flight count as hits too: a cache that is read one
-    request at a time (like the LRU of Che's approximation) would have answered
-    them from the entry the first one stored.
+    ``stale`` answers are not hits. With ``count_coalesced`` it is
+    :func:`served_ratio` instead.
     """
-    reads = keyed_reads(run, measured)
-    if reads.empty:
-        return math.nan
-    answers = reads["cache"]
-    hits = answers == "hit"
-    if count_coalesced:
-        hits = hits | (answers == "coalesced")
-    return float(hits.mean())
+    answers = SERVED_ANSWERS if count_coalesced else HIT_ANSWERS
+    return answer_share(keyed_reads(run, measured)["cache"], answers)
+
+
+def served_ratio(run: Run, measured: bool = True) -> float:
+    """Share of reads answered ``hit`` or ``coalesced``: summary.json's ``cache_served_ratio``.
+
+    A coalesced read waited for a computation already in flight, so it started
+    none of its own; a cache read one request at a time (like the LRU of Che's
+    approximation) would have answered it from the entry the first one stored.
+    This is the figure to compare with :func:`predicted_hit_ratio`.
+    """
+    return hit_ratio(run, count_coalesced=True, measured=measured)
 
 
 def answer_counts(run: Run, measured: bool = True) -> dict[str, int]:
@@ -257,10 +265,31 @@ def origin_calls_per_second(run: Run) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def origin_calls(run: Run) -> float:
-    """Computations at the origin during the run (the counter's last scrape; NaN without one)."""
-    series = metric_series(run, "scalelab_cache_origin_calls_total")
-    return float(series["value"].iloc[-1]) if len(series) else math.nan
+def origin_calls(run: Run, measured: bool = True) -> float:
+    """Computations at the origin over the run's measured window: summary.json's ``origin_calls``.
+
+    The window is that of the hit ratio: from the end of the warm-up (or the
+    first request's intended start) to the last response. The service's counter
+    is read at the scrapes that bracket it (see
+    :func:`~scalelab.analysis.definitions.counter_increase`); ``measured=False``
+    takes the whole run, from the first scrape to the last. NaN without scrapes.
+    """
+    m = run.metrics
+    sel = m.loc[(m["source"] == "service") & (m["metric"] == ORIGIN_CALLS_METRIC)]
+    if sel.empty:
+        return math.nan
+    per_scrape = sel.groupby("t")["value"].sum()
+    times = per_scrape.index.to_numpy(dtype=float)
+    if not measured:
+        return counter_increase(times, per_scrape.to_numpy(), -math.inf, math.inf)
+    req = run.measured_requests
+    if req.empty:
+        return math.nan
+    start = run.measure_from
+    if start is None:
+        start = float(req["intended_start"].min())
+    end = float((req["start"] + req["latency_us"] / 1e6).max())
+    return counter_increase(times, per_scrape.to_numpy(), start, end)
 
 
 @dataclass(frozen=True)
@@ -334,9 +363,10 @@ def predicted_hit_ratio(run: Run) -> float:
 def caching_table(source: Experiment | Iterable[Run]) -> pd.DataFrame:
     """One row per run: its swept parameters (dotted names), the cache and key settings of
     its spec (``policy``, ``size``, ``ttl_s``, ``strategy``, ``tier``, ``coalesce``,
-    ``keys``, ``dist``, ``alpha``, ``write_ratio``), the hit ratio (with and without
-    coalesced reads), Che's prediction for LRU, reads by answer, origin calls,
-    staleness, and the run's latency figures."""
+    ``keys``, ``dist``, ``alpha``, ``write_ratio``), ``hit_ratio`` and ``served_ratio``
+    (hits and coalesced reads), Che's prediction for LRU, reads by answer, origin
+    calls (all three over the measured window, as summary.json), staleness, and the
+    run's latency figures."""
     rows: list[dict[str, Any]] = []
     for run in _runs(source):
         row: dict[str, Any] = {"run_id": run.run_id, "status": run.status, **run.params}
@@ -345,7 +375,7 @@ def caching_table(source: Experiment | Iterable[Run]) -> pd.DataFrame:
         for key in ("keys", "dist", "alpha", "write_ratio"):
             row[key] = _spec_value(run, f"scenario.{key}")
         row["hit_ratio"] = hit_ratio(run)
-        row["hit_ratio_with_coalesced"] = hit_ratio(run, count_coalesced=True)
+        row["served_ratio"] = served_ratio(run)
         try:
             row["che_lru_hit_ratio"] = predicted_hit_ratio(run)
         except ScaleLabError:

@@ -8,15 +8,16 @@ import numpy as np
 import pandas as pd
 
 from scalelab.analysis.load import Experiment, Run
-from scalelab.analysis.percentiles import percentile_column
+from scalelab.analysis.percentiles import hdr_rank, hdr_values_us, percentile_column
 
 LATENCY_COLUMNS = {"intended": "latency_intended_us", "actual": "latency_us"}
 
 
 def requests_frame(source: Run | Experiment | Iterable[Run]) -> pd.DataFrame:
-    """Every request of one or more runs, with ``run_id``, the run's parameters, and
-    ``end`` (completion time), ``latency_ms``, ``latency_intended_ms`` and ``measured``
-    (False for the warm-up's requests, which summary.json leaves out) added."""
+    """Every row of one or more runs, with ``run_id``, the run's parameters, and
+    ``end`` (completion time), ``latency_ms``, ``latency_intended_ms``, ``measured``
+    (False for the warm-up's requests) and ``sent`` (False for the open loop's drops,
+    which have no latency) added. summary.json counts the rows both measured and sent."""
     runs = (
         [source]
         if isinstance(source, Run)
@@ -29,8 +30,8 @@ def requests_frame(source: Run | Experiment | Iterable[Run]) -> pd.DataFrame:
         for key, value in run.params.items():
             if key not in df.columns:
                 df[key] = value
-        t = run.measure_from
-        df["measured"] = True if t is None else df["intended_start"].to_numpy() >= t
+        df["measured"] = run.measured
+        df["sent"] = run.sent
         frames.append(df)
     if not frames:
         return pd.DataFrame({"run_id": pd.Series(dtype=object)})
@@ -71,6 +72,12 @@ def per_second(
     a stall as the ramp of requests queued behind it). Latency is the intended
     (coordinated-omission corrected) figure unless ``latency="actual"``. Bins with no
     request are kept, with zero counts and NaN latencies, so a stall shows as a gap.
+
+    As in summary.json, only requests sent count (``requests``, ``errors``,
+    throughput, latencies); the open loop's drops are the ``dropped`` column, binned
+    by when they were due. Percentiles and ``max_ms`` follow HdrHistogram's rule,
+    so a bin spanning the measured time gives summary.json's figures exactly;
+    ``mean_ms`` is the plain mean of the latencies recorded.
     """
     if by not in ("end", "start", "intended_start"):
         raise ValueError(f"by={by!r}: use 'end', 'start' or 'intended_start'")
@@ -78,32 +85,44 @@ def per_second(
     if col is None:
         raise ValueError(f"latency={latency!r}: use 'intended' or 'actual'")
     pcols = [percentile_column(q) for q in points]
-    columns = ["t", "requests", "ok", "errors", "throughput_rps", "ok_rps", "error_rate", "mean_ms"]
-    req = run.requests
+    columns = [
+        "t",
+        "requests",
+        "ok",
+        "errors",
+        "dropped",
+        "throughput_rps",
+        "ok_rps",
+        "error_rate",
+        "mean_ms",
+    ]
+    every = run.requests
     t0 = load_start(run)
-    if req.empty or t0 is None:
+    if every.empty or t0 is None:
         empty = pd.DataFrame({c: pd.Series(dtype=float) for c in [*columns, *pcols, "max_ms"]})
         empty.attrs["t0"] = t0
         return empty
-    start = req["start"].to_numpy(dtype=float)
+    start = every["start"].to_numpy(dtype=float)
     if by == "end":
-        when = start + req["latency_us"].to_numpy(dtype=float) / 1e6
+        when = start + every["latency_us"].to_numpy(dtype=float) / 1e6
     else:
-        when = req[by].to_numpy(dtype=float)
-    idx = np.floor((when - t0) / bin_s).astype(np.int64)
-    idx = np.maximum(idx, 0)
-    lat_ms = req[col].to_numpy(dtype=float) / 1000.0
-    ok = req["ok"].to_numpy(dtype=bool)
-    nbins = int(idx.max()) + 1
+        when = every[by].to_numpy(dtype=float)
+    all_idx = np.maximum(np.floor((when - t0) / bin_s).astype(np.int64), 0)
+    nbins = int(all_idx.max()) + 1
+    sent = run.sent
+    idx = all_idx[sent]
+    lat_us = every[col].to_numpy(dtype=np.int64)[sent]
+    ok = every["ok"].to_numpy(dtype=bool)[sent]
     counts = np.bincount(idx, minlength=nbins)
     oks = np.bincount(idx, weights=ok.astype(float), minlength=nbins).astype(np.int64)
-    sums = np.bincount(idx, weights=lat_ms, minlength=nbins)
+    sums = np.bincount(idx, weights=lat_us / 1000.0, minlength=nbins)
     frame = pd.DataFrame(
         {
             "t": np.arange(nbins, dtype=float) * bin_s,
             "requests": counts,
             "ok": oks,
             "errors": counts - oks,
+            "dropped": np.bincount(all_idx[~sent], minlength=nbins),
             "throughput_rps": counts / bin_s,
             "ok_rps": oks / bin_s,
         }
@@ -111,11 +130,15 @@ def per_second(
     with np.errstate(invalid="ignore", divide="ignore"):
         frame["error_rate"] = np.where(counts > 0, (counts - oks) / np.maximum(counts, 1), np.nan)
         frame["mean_ms"] = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
-    grouped = pd.Series(lat_ms).groupby(idx)
-    qs = grouped.quantile(np.array([q / 100.0 for q in points])).unstack()
-    qs.columns = pcols
-    frame = frame.join(qs.reindex(range(nbins)))
-    frame["max_ms"] = grouped.max().reindex(range(nbins)).to_numpy()
+    # HdrHistogram's values, sorted within each bin: the k-th of a bin is at its offset + k - 1
+    values = hdr_values_us(lat_us)
+    ordered = np.append(values[np.lexsort((values, idx))].astype(float) / 1000.0, np.nan)
+    offsets = np.cumsum(counts) - counts
+    empty = counts == 0
+    for q, name in zip(points, pcols, strict=True):
+        at = offsets + hdr_rank(q, counts) - 1
+        frame[name] = ordered[np.where(empty, -1, at)]  # -1: the NaN at the end
+    frame["max_ms"] = ordered[np.where(empty, -1, offsets + counts - 1)]
     frame.attrs["t0"] = t0
     frame.attrs["run_id"] = run.run_id
     return frame

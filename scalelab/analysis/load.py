@@ -22,6 +22,7 @@ import pandas as pd
 from hdrh.histogram import HdrHistogram
 
 from scalelab import hdr
+from scalelab.analysis.definitions import sent_mask
 from scalelab.errors import ScaleLabError
 
 #: Summary figures copied into an experiment's table, in this order.
@@ -40,6 +41,7 @@ SUMMARY_COLUMNS = (
     "actual_p50_ms",
     "actual_p99_ms",
     "duration_s",
+    "dropped",
 )
 
 REQUEST_COLUMNS: dict[str, str] = {
@@ -253,18 +255,42 @@ class Run:
             return None
         return float(self.requests["intended_start"].min()) + self.warmup_s
 
+    @cached_property
+    def sent(self) -> np.ndarray:
+        """Per row of :attr:`requests`: True for a request sent, False for an open-loop drop."""
+        return sent_mask(self.requests["method"])
+
+    @cached_property
+    def measured(self) -> np.ndarray:
+        """Per row of :attr:`requests`: True when it was meant to start after the warm-up."""
+        t = self.measure_from
+        if t is None:
+            return np.ones(len(self.requests), dtype=bool)
+        return np.asarray(self.requests["intended_start"].to_numpy() >= t, dtype=bool)
+
+    @property
+    def sent_requests(self) -> pd.DataFrame:
+        """The requests sent, warm-up included (without the open loop's drops)."""
+        sent = self.sent
+        return self.requests if sent.all() else self.requests.loc[sent]
+
     @property
     def measured_requests(self) -> pd.DataFrame:
-        """The requests of the measured time: those meant to start after the warm-up."""
-        t = self.measure_from
-        req = self.requests
-        return req if t is None else req.loc[req["intended_start"].to_numpy() >= t]
+        """The requests of summary.json: sent, and meant to start after the warm-up."""
+        keep = self.sent & self.measured
+        return self.requests if keep.all() else self.requests.loc[keep]
+
+    @property
+    def dropped_requests(self) -> pd.DataFrame:
+        """The arrivals of the measured time that the open loop dropped (never sent)."""
+        return self.requests.loc[~self.sent & self.measured]
 
     def measured_histogram(self, tag: str = "intended") -> HdrHistogram:
         """The histogram that summary.json's figures come from.
 
-        Without a warm-up that is ``latency.hdr`` itself; with one, it is rebuilt
-        (same precision) from the requests meant to start after the warm-up.
+        Without a warm-up that is ``latency.hdr`` itself (which holds the requests
+        sent); with one, it is rebuilt (same precision) from the requests sent and
+        meant to start after the warm-up.
         """
         if self.measure_from is None or self.requests.empty:
             return self.histogram(tag)

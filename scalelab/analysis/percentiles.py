@@ -72,6 +72,30 @@ def histogram_arrays(hist: HdrHistogram) -> tuple[np.ndarray, np.ndarray]:
     return values[nz], counts[nz]
 
 
+def hdr_values_us(latencies_us: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Each latency (µs) as HdrHistogram reports it: clamped into the range of
+    :func:`scalelab.hdr.new_histogram`, then raised to the highest value of its bucket.
+
+    The percentiles of these values by HdrHistogram's rank rule (:func:`hdr_rank`)
+    are exactly those of a histogram of the latencies, without building one (used
+    per time bin, where a histogram per bin would be slow).
+    """
+    v = np.clip(np.asarray(latencies_us, dtype=np.int64), hdr.LOWEST_US, hdr.HIGHEST_US)
+    probe = hdr.new_histogram()
+    magnitude = int(probe.sub_bucket_count - 1).bit_length() + int(probe.unit_magnitude)
+    bit_length = np.frexp(v.astype(np.float64))[1].astype(np.int64)  # exact below 2**53
+    shift = np.maximum(bit_length - magnitude, 0)
+    return ((v >> shift) << shift) + (np.int64(1) << shift) - 1
+
+
+def hdr_rank(q: float | np.ndarray, n: int | np.ndarray) -> np.ndarray:
+    """The 1-based rank HdrHistogram reports as percentile ``q`` (0-100) of ``n`` values."""
+    q_arr = np.minimum(np.asarray(q, dtype=float), 100.0)
+    n_arr = np.asarray(n)
+    rank = np.maximum((q_arr * n_arr / 100.0 + 0.5).astype(np.int64), 1)
+    return np.minimum(rank, np.maximum(n_arr, 1))
+
+
 def hist_mean_ms(hist: HdrHistogram) -> float:
     """The mean latency of ``hist`` in ms (as hdrh computes it, without its Python loop)."""
     medians = _bucket_medians(*_layout(hist))

@@ -38,7 +38,7 @@ class LittleLaw:
 
 def _window(run: Run, trim_s: float) -> tuple[float, float]:
     """From the first request (or the end of the warm-up) to the last response, trimmed."""
-    req = run.requests
+    req = run.sent_requests
     if req.empty:
         raise ScaleLabError(f"{run.path}: no requests recorded, so Little's law cannot be checked")
     a = float(req["start"].min())
@@ -78,7 +78,7 @@ def little_law(
     ramp at either end (``trim_s=1`` or more) gives a cleaner comparison.
     """
     a, b = window if window is not None else _window(run, trim_s)
-    req = run.requests
+    req = run.sent_requests  # an arrival the open loop dropped never reached the service
     start = req["start"].to_numpy(dtype=float)
     lat_s = req["latency_us"].to_numpy(dtype=float) / 1e6
     end = start + lat_s

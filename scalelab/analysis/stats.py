@@ -17,7 +17,7 @@ import numpy as np
 
 from scalelab.analysis.frames import LATENCY_COLUMNS, per_second
 from scalelab.analysis.load import Experiment, Run
-from scalelab.analysis.percentiles import histogram_arrays, percentiles_from_counts
+from scalelab.analysis.percentiles import hdr_rank, histogram_arrays, percentiles_from_counts
 from scalelab.errors import ScaleLabError
 
 _CHUNK_VALUES = 20_000_000
@@ -38,7 +38,7 @@ class PercentileCI:
 
 def _target_rank(q: float, n: int) -> int:
     """1-based rank of percentile ``q`` among ``n`` values, by HdrHistogram's rule."""
-    return int(min(max(int(q * n / 100.0 + 0.5), 1), n))
+    return int(hdr_rank(q, n))
 
 
 def _check_q(q: float) -> None:

@@ -32,6 +32,7 @@ import httpx
 from scalelab.config import get_path, set_path
 from scalelab.experiment.events import EventLog
 from scalelab.experiment.spec import FaultSpec
+from scalelab.prometheus_text import metric_value
 
 POLL_S = 0.01
 """Interval between polls of ``/metrics`` while waiting for the first request."""
@@ -40,6 +41,7 @@ ADMIN_TIMEOUT_S = 5.0
 """Longest an admin request may take before the action counts as failed."""
 
 _REQUEST_SAMPLES = ("scalelab_requests_total", "scalelab_in_flight")
+"""The samples whose sum counts the data-plane requests answered and in flight."""
 
 
 @dataclass(order=True)
@@ -66,14 +68,7 @@ def plan(faults: list[FaultSpec]) -> list[Action]:
 
 def requests_seen(metrics_text: str) -> float:
     """Data-plane requests answered plus in flight, from the service's Prometheus text."""
-    total = 0.0
-    for line in metrics_text.splitlines():
-        if line.startswith(_REQUEST_SAMPLES):
-            try:
-                total += float(line.rsplit(" ", 1)[1])
-            except (IndexError, ValueError):
-                continue
-    return total
+    return sum(metric_value(metrics_text, name) for name in _REQUEST_SAMPLES)
 
 
 def nested(dotted: dict[str, Any]) -> dict[str, Any]:

@@ -40,7 +40,12 @@ from scalelab.experiment.spec import (
     parse_spec,
     run_id,
 )
-from scalelab.experiment.summary import FIGURES, compute_summary, first_intended_start
+from scalelab.experiment.summary import (
+    FIGURES,
+    OPTIONAL_FIGURES,
+    compute_summary,
+    first_intended_start,
+)
 from scalelab.fileio import write_json, write_text
 from scalelab.monitoring.run import RunMonitoring, check_monitoring
 
@@ -101,7 +106,7 @@ def runs_frame(runs: list[RunResult], sweep_keys: list[str]) -> pd.DataFrame:
     """The runs table as a pandas DataFrame (mixed-type parameter columns become text)."""
     import pandas as pd
 
-    extra = sorted({k for r in runs for k in ("late", "dropped", "slo_pass") if k in r.summary})
+    extra = [k for k in OPTIONAL_FIGURES if any(k in r.summary for r in runs)]
     rows = []
     for r in runs:
         row: dict[str, Any] = {"run_id": r.run_id, "status": r.status, "repeat": r.repeat}
@@ -119,9 +124,9 @@ def runs_frame(runs: list[RunResult], sweep_keys: list[str]) -> pd.DataFrame:
         if (len(kinds) > 1 and not numeric) or not kinds <= {int, float, str, bool}:
             frame[key] = frame[key].map(lambda v: None if v is None else str(v))
     for key in FIGURES:
-        if key not in ("requests", "errors"):
+        if key not in ("requests", "errors", "dropped"):
             frame[key] = pd.to_numeric(frame[key], errors="coerce").astype("float64")
-    for key in ("requests", "errors"):
+    for key in ("requests", "errors", "dropped"):
         frame[key] = pd.to_numeric(frame[key], errors="coerce").astype("Int64")
     return frame
 

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
+
+from scalelab.prometheus_text import samples
 
 COLUMNS = ("t", "source", "metric", "labels", "value")
 Row = tuple[float, str, str, str, float]
@@ -38,20 +39,19 @@ def parse_metrics(
     counter creation, not measurements) are skipped.
     """
     rows: list[Row] = []
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name.endswith("_created"):
-                continue
-            value = sample.value
-            if not isinstance(value, int | float) or isinstance(value, bool):
-                continue
-            value = float(value)
-            if math.isnan(value):
-                continue
-            labels = dict(sample.labels)
-            if extra_labels:
-                labels.update(extra_labels)
-            rows.append((t, source, sample.name, format_labels(labels), value))
+    for sample in samples(text):
+        if sample.name.endswith("_created"):
+            continue
+        value = sample.value
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            continue
+        value = float(value)
+        if math.isnan(value):
+            continue
+        labels = dict(sample.labels)
+        if extra_labels:
+            labels.update(extra_labels)
+        rows.append((t, source, sample.name, format_labels(labels), value))
     return rows
 
 
@@ -107,11 +107,20 @@ class Scraper:
             self._thread.start()
         return self
 
-    def stop(self, timeout_s: float = 5.0) -> None:
-        """Stop the thread and wait for it (at most ``timeout_s``)."""
+    def stop(self, timeout_s: float = 5.0, final: bool = True) -> None:
+        """Stop the thread and wait for it (at most ``timeout_s``), then scrape once more.
+
+        The last scrape (unless ``final`` is False) reads every counter after the
+        load has ended, so a figure over a window that ends with the load, such
+        as ``origin_calls``, has a scrape at or after its end.
+        """
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
+            if final and not self._thread.is_alive():
+                with httpx.Client(timeout=self.timeout_s) as client:
+                    self.scrape_once(client)
+            self._thread = None
 
     def __enter__(self) -> Scraper:
         return self.start()

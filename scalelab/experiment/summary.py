@@ -3,11 +3,16 @@
 Percentiles come from HdrHistograms, never from averaging: the ``intended`` tag
 (latency from each request's intended start, coordinated-omission corrected) gives
 ``p50_ms`` ... ``max_ms``, the ``actual`` tag gives ``actual_p50_ms`` and
-``actual_p99_ms``. Runs whose responses carry ``X-Cache`` also get
-``cache_hit_ratio`` (hits over answers with the header; stale and coalesced
-answers are not hits). When a warm-up is excluded, histograms are rebuilt from the
-requests that started after it, with the same precision as ``latency.hdr``
-(requests the open loop dropped are rows, but never latencies).
+``actual_p99_ms``. When a warm-up is excluded, histograms are rebuilt from the
+requests that started after it, with the same precision as ``latency.hdr``.
+
+What is counted follows :mod:`scalelab.analysis.definitions`, as every other
+consumer of a run does: ``requests``, ``errors``, throughput and latencies are
+those of requests sent; arrivals the open loop dropped are counted apart
+(``dropped``). Runs with reads answered with ``X-Cache`` also get
+``cache_reads``, ``cache_hit_ratio`` (hits over reads), ``cache_served_ratio``
+(hits and coalesced reads over reads) and ``origin_calls`` (the service's
+counter over the same window). docs/results-format.md defines each figure.
 
 A steady-state hypothesis (``[slo]``) is checked over windows of the measured
 requests, each request placed by its intended start: without faults, the whole
@@ -29,6 +34,15 @@ from typing import TYPE_CHECKING, Any
 from hdrh.histogram import HdrHistogram
 
 from scalelab import hdr
+from scalelab.analysis.definitions import (
+    HIT_ANSWERS,
+    ORIGIN_CALLS_METRIC,
+    SERVED_ANSWERS,
+    answer_share,
+    counter_increase,
+    read_mask,
+    sent_mask,
+)
 from scalelab.analysis.percentiles import hist_mean_ms
 from scalelab.experiment.steady_state import steady_state
 from scalelab.loadgen.records import histogram_of
@@ -36,8 +50,7 @@ from scalelab.loadgen.records import histogram_of
 if TYPE_CHECKING:
     from scalelab.experiment.spec import SloSpec
 
-DROPPED_METHOD = "DROPPED"
-"""The ``method`` of a row the open loop never sent (see scalelab.loadgen.users)."""
+Records = dict[str, list[Any]]
 
 PERCENTILES = {"p50_ms": 50.0, "p90_ms": 90.0, "p99_ms": 99.0, "p999_ms": 99.9}
 FIGURES = (
@@ -55,7 +68,17 @@ FIGURES = (
     "actual_p50_ms",
     "actual_p99_ms",
     "duration_s",
+    "dropped",
 )
+OPTIONAL_FIGURES = (
+    "late",
+    "cache_reads",
+    "cache_hit_ratio",
+    "cache_served_ratio",
+    "origin_calls",
+    "slo_pass",
+)
+"""Figures a run has only when they apply (an open loop, reads through a cache, an SLO)."""
 
 
 def _clean(value: Any) -> Any:
@@ -65,7 +88,7 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def _read_requests(path: Path, measure_from: float | None) -> dict[str, list[Any]] | None:
+def _read_requests(path: Path, measure_from: float | None) -> Records | None:
     if not path.is_file():
         return None
     import pyarrow.parquet as pq
@@ -95,21 +118,80 @@ def first_intended_start(path: Path) -> float | None:
     return float(first) if first is not None else None
 
 
-def _sent(records: dict[str, list[Any]], column: str) -> list[Any]:
-    """``column`` of the requests actually sent (open-loop drops have no latency)."""
-    values = records.get(column) or []
+def _split_sent(records: Records) -> tuple[Records, int]:
+    """The records of requests sent, and how many rows were the open loop's drops."""
     methods = records.get("method")
     if not methods:
-        return values
-    return [v for v, m in zip(values, methods, strict=True) if m != DROPPED_METHOD]
+        return records, 0
+    keep = sent_mask(methods)
+    if keep.all():
+        return records, 0
+    sent = {c: [v for v, k in zip(values, keep, strict=True) if k] for c, values in records.items()}
+    return sent, int(len(keep) - keep.sum())
 
 
-def cache_hit_ratio(records: dict[str, list[Any]]) -> float | None:
-    """Share of answers with an ``X-Cache`` header that were ``hit`` (None without any)."""
-    answers = [c for c in records.get("cache") or [] if c]
-    if not answers:
+def _reads(records: Records) -> list[str]:
+    """The ``X-Cache`` answers of the reads among ``records``."""
+    caches = records.get("cache") or []
+    methods = records.get("method") or []
+    if not caches or not methods:
+        return []
+    mask = read_mask(methods, caches)
+    return [c for c, is_read in zip(caches, mask, strict=True) if is_read]
+
+
+def cache_hit_ratio(records: Records) -> float | None:
+    """Share of reads (``GET`` answered with ``X-Cache``) answered ``hit`` (None without any)."""
+    reads = _reads(records)
+    return answer_share(reads, HIT_ANSWERS) if reads else None
+
+
+def cache_figures(records: Records) -> dict[str, Any]:
+    """``cache_reads``, ``cache_hit_ratio`` and ``cache_served_ratio`` (empty without reads)."""
+    reads = _reads(records)
+    if not reads:
+        return {}
+    return {
+        "cache_reads": len(reads),
+        "cache_hit_ratio": answer_share(reads, HIT_ANSWERS),
+        "cache_served_ratio": answer_share(reads, SERVED_ANSWERS),
+    }
+
+
+def origin_calls(metrics_path: Path, start: float, end: float) -> float | None:
+    """Computations at the origin over ``[start, end]``, from ``metrics.parquet`` (None without)."""
+    if not metrics_path.is_file():
         return None
-    return sum(1 for c in answers if c == "hit") / len(answers)
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(metrics_path, columns=["t", "source", "metric", "value"])
+    mask = pc.and_(
+        pc.equal(table["source"], "service"), pc.equal(table["metric"], ORIGIN_CALLS_METRIC)
+    )
+    rows = table.filter(mask)
+    if rows.num_rows == 0:
+        return None
+    per_scrape: dict[float, float] = {}
+    for t, v in zip(rows["t"].to_pylist(), rows["value"].to_pylist(), strict=True):
+        per_scrape[t] = per_scrape.get(t, 0.0) + v
+    return counter_increase(per_scrape.keys(), per_scrape.values(), start, end)
+
+
+def _late(run: Path, records: Records) -> int | None:
+    """Requests sent more than the open loop's ``late_ms`` after their intended start.
+
+    None for a closed loop, or without ``loadgen.json``.
+    """
+    try:
+        info = json.loads((run / "loadgen.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(info, dict) or info.get("load_mode") != "open":
+        return None
+    late_s = float(info.get("late_ms") or 0.0) / 1000.0
+    starts, intended = records.get("start") or [], records.get("intended_start") or []
+    return sum(1 for s, i in zip(starts, intended, strict=True) if s - i > late_s)
 
 
 def _hist_of(values: list[Any]) -> HdrHistogram:
@@ -135,12 +217,13 @@ def compute_summary(
     fault to the end of the last) when given, else over the whole measured run.
     """
     run = Path(run_dir)
-    records = _read_requests(run / "requests.parquet", measure_from)
+    rows = _read_requests(run / "requests.parquet", measure_from)
+    records, dropped = _split_sent(rows) if rows is not None else (None, None)
     hists: dict[str, HdrHistogram] = {}
     if measure_from is not None and records is not None:
         column = "latency_intended_us" if "latency_intended_us" in records else "latency_us"
-        hists["intended"] = _hist_of(_sent(records, column))
-        hists["actual"] = _hist_of(_sent(records, "latency_us"))
+        hists["intended"] = _hist_of(records.get(column) or [])
+        hists["actual"] = _hist_of(records.get("latency_us") or [])
     elif (run / "latency.hdr").is_file():
         hists = hdr.read_log(run / "latency.hdr")
     intended = hists.get("intended") or hists.get("actual")
@@ -150,6 +233,7 @@ def compute_summary(
     requests: int | None = None
     errors: int | None = None
     duration: float | None = None
+    window: tuple[float, float] | None = None
     if records is not None and "ok" in records:
         requests = len(records["ok"])
         errors = sum(1 for ok in records["ok"] if not ok)
@@ -160,11 +244,13 @@ def compute_summary(
                 for s, lat in zip(records["start"], records["latency_us"], strict=True)
             )
             duration = max(last - first, 1e-9)
+            window = (first if measure_from is None else measure_from, last)
     elif intended is not None:
         requests = int(intended.get_total_count())
 
     summary["requests"] = requests
     summary["errors"] = errors
+    summary["dropped"] = dropped
     if requests:
         summary["error_rate"] = errors / requests if errors is not None else None
         if duration:
@@ -188,19 +274,14 @@ def compute_summary(
         summary["actual_p50_ms"] = pct[50.0]
         summary["actual_p99_ms"] = pct[99.0]
 
-    hit_ratio = cache_hit_ratio(records or {})
-    if hit_ratio is not None:
-        summary["cache_hit_ratio"] = hit_ratio
-
-    loadgen = run / "loadgen.json"
-    if loadgen.is_file():
-        try:
-            extra = json.loads(loadgen.read_text())
-        except (OSError, ValueError):
-            extra = {}
-        for key in ("late", "dropped"):
-            if isinstance(extra, dict) and key in extra:
-                summary[key] = extra[key]
+    if records is not None:
+        late = _late(run, records)
+        if late is not None:
+            summary["late"] = late
+        cache = cache_figures(records)
+        if cache and window is not None:
+            cache["origin_calls"] = origin_calls(run / "metrics.parquet", *window)
+        summary.update(cache)
 
     if slo is not None:
         verdicts = slo_verdicts(records or {}, slo, fault_window)
@@ -224,8 +305,9 @@ def window_figures(
     A request still in flight at ``high`` (a fault's start) met the fault, so it
     does not belong to the steady state before it. Throughput divides by the
     window's span: from ``low`` (or the first intended start) to ``high`` (or the
-    last response).
+    last response). Only requests sent count (the open loop's drops are no requests).
     """
+    records, _ = _split_sent(records)
     intended = records.get("intended_start") or records.get("start") or []
     ends: list[float] = []
     if high is not None:
@@ -251,7 +333,7 @@ def window_figures(
         last = max(s + lat / 1e6 for s, lat in zip(part["start"], part["latency_us"], strict=True))
     out["throughput_rps"] = len(rows) / max(last - first, 1e-9)
     column = "latency_intended_us" if "latency_intended_us" in part else "latency_us"
-    hist = _hist_of(_sent(part, column))
+    hist = _hist_of(part.get(column) or [])
     if hist.get_total_count():
         pct = hdr.percentiles_ms(hist, PERCENTILES.values())
         for key, q in PERCENTILES.items():

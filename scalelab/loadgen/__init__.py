@@ -40,7 +40,8 @@ evenly over the drivers. After Locust exits, ``DIR`` holds (even with zero
 requests):
 
 - ``requests.parquet``: one row per request Locust counted (columns as in
-  docs/results-format.md), from all processes;
+  docs/results-format.md), from all processes; an arrival the open loop dropped
+  is a row whose method is ``DROPPED``;
 - ``latency.hdr``: HdrHistogram log, tags ``intended`` and ``actual`` (merged
   across processes; dropped open-loop requests are rows but not in it);
 - ``loadgen.json``: the load model and, per process and in total, the

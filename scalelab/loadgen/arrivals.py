@@ -5,12 +5,17 @@ in advance by the rate, the arrival process and the seed, and never by how fast
 the server answers: that independence is what makes the loop open. Offsets are
 absolute (not sleeps), so a driver that falls behind catches up instead of
 drifting, and the requests it sends late are counted as such.
+
+A :class:`Schedule` keeps the driver's time on the monotonic clock, which no
+clock adjustment moves, and gives each arrival's intended start as wall time
+only to write it down, beside the other timestamps of the run.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 from scalelab.loadgen.profiles import Profile
 
@@ -80,3 +85,43 @@ def _poisson(rate: float, rng: random.Random, profile: Profile | None) -> Iterat
             return
         if uniform() < f:
             yield t
+
+
+class Schedule:
+    """A driver's arrivals on the monotonic clock, each one's intended start told in wall time.
+
+    Waits and lateness are differences of monotonic readings, so a step of the
+    wall clock (NTP, a suspended VM) neither bunches nor stretches the load.
+    An arrival's intended start is written as wall time: the wall time now less
+    how long ago (monotonically) the arrival was due, which keeps each request's
+    intended start, its send time and so its coordinated-omission correction
+    consistent even across such a step.
+    """
+
+    def __init__(
+        self,
+        offsets: Iterator[float],
+        monotonic: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self._offsets = offsets
+        self._monotonic = monotonic
+        self._wall = wall
+        self.t0 = monotonic()
+
+    def next_due(self) -> float | None:
+        """When (monotonic) the next arrival is due; None when the schedule has ended."""
+        offset = next(self._offsets, None)
+        return None if offset is None else self.t0 + offset
+
+    def wait_s(self, due: float) -> float:
+        """Seconds until ``due`` (negative once it has passed)."""
+        return due - self._monotonic()
+
+    def late_s(self, due: float) -> float:
+        """Seconds since ``due`` (negative before it)."""
+        return self._monotonic() - due
+
+    def intended_start(self, due: float) -> float:
+        """The arrival's intended start as wall time (Unix seconds)."""
+        return self._wall() - self.late_s(due)

@@ -49,7 +49,17 @@ SCHEMA = pa.schema(
 )
 
 INTENDED_KEY = "intended_start"  # request context key carrying the open loop's scheduled start
-DROPPED_KEY = "dropped"  # request context key marking a request the open loop never sent
+
+DROPPED_METHOD = "DROPPED"
+"""The ``method`` of a request the open loop never sent (its cap on requests in flight
+was reached). It is the one marker of such rows, in the request event, in
+``requests.parquet`` and in every figure: a row with it is counted as dropped, never
+as a request sent, an error or a latency."""
+
+
+def is_sent(method: str) -> bool:
+    """True unless ``method`` marks a request the open loop never sent."""
+    return method != DROPPED_METHOD
 
 
 def error_text(exception: Any) -> str:
@@ -200,7 +210,7 @@ class RequestLog:
             self.latency_intended_us.append(latency_us)
         else:
             self.latency_intended_us.append(latency_us + int((start_time - intended) * 1e6))
-        if context and DROPPED_KEY in context:  # never sent: a row, not a latency
+        if not is_sent(request_type):  # never sent: a row, not a latency
             self.dropped_rows.add(len(self.start))
         self.intended.append(intended)
         self.start.append(start_time)

@@ -11,14 +11,17 @@ With ``--load-mode closed`` (the default) each user calls it in a loop,
 waiting as ``--wait-mode``/``--wait-value`` say (no wait by default). With
 ``--load-mode open`` each user is a driver: it follows an arrival schedule
 (``--rate`` split evenly over all drivers in all processes, ``--arrival``
-constant or seeded Poisson, scaled by ``--shape`` if one is named) and runs
+constant or seeded Poisson, scaled by ``--shape`` if one is named, kept on the
+monotonic clock by a :class:`~scalelab.loadgen.arrivals.Schedule`) and runs
 every request in its own greenlet at its intended start, whatever the server's
 response times, with at most ``--max-concurrency`` in flight (split like the
 rate). A request sent more than ``--late-ms`` after its intended start counts
 as late; one due while the cap is reached is dropped: it is reported to Locust
-as a failed request named ``dropped`` (so it shows in Locust's statistics and
-in ``requests.parquet``) and counted in ``loadgen.json``. The schedule ends
-when the test starts stopping: arrivals due after that are not part of the run.
+as a failed request of method ``DROPPED`` (:data:`~scalelab.loadgen.records.DROPPED_METHOD`)
+named ``dropped``, so it shows in Locust's statistics and as a row of
+``requests.parquet``, which every scalelab figure counts apart from the requests
+sent. The schedule ends when the test starts stopping: arrivals due after that
+are not part of the run.
 """
 
 from __future__ import annotations
@@ -28,7 +31,6 @@ import logging
 import math
 import time
 import traceback
-from collections.abc import Iterator
 from typing import Any
 
 import gevent
@@ -39,10 +41,10 @@ from locust.exception import StopUser
 from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING
 
 from scalelab.loadgen.args import LoadOptions
-from scalelab.loadgen.arrivals import arrival_offsets, driver_seed
+from scalelab.loadgen.arrivals import Schedule, arrival_offsets, driver_seed
 from scalelab.loadgen.profiles import profile_for
 from scalelab.loadgen.recorder import DRIVERS_ATTR, PROCESSES_ATTR, RECORDER
-from scalelab.loadgen.records import DROPPED_KEY, INTENDED_KEY
+from scalelab.loadgen.records import DROPPED_METHOD, INTENDED_KEY
 
 logger = logging.getLogger("scalelab.loadgen")
 
@@ -77,8 +79,7 @@ class ScaleLabUser(FastHttpUser):
         self._name_requests()
         self._contexts: dict[Any, dict[str, Any]] = {}
         self._inflight = Group()
-        self._offsets: Iterator[float] | None = None
-        self._t0 = 0.0
+        self._schedule: Schedule | None = None
         self._late_s = opts.late_ms / 1000.0
         self._throughput = (
             constant_throughput(opts.wait_value)
@@ -139,14 +140,14 @@ class ScaleLabUser(FastHttpUser):
         global_index = number * self._processes + process
         rate = opts.rate / self._drivers
         phase = (global_index % self._drivers) / opts.rate
-        self._offsets = arrival_offsets(
+        offsets = arrival_offsets(
             rate,
             opts.arrival,
             seed=driver_seed(opts.seed, process, number),
             phase=phase,
             profile=profile_for(opts),
         )
-        self._t0 = time.time()
+        self._schedule = Schedule(offsets)
         logger.info(
             "scalelab: open-loop driver %d at %.3g requests/s (%s), at most %d in flight",
             global_index,
@@ -174,14 +175,14 @@ class ScaleLabUser(FastHttpUser):
     # -- open loop ---------------------------------------------------------------------------
 
     def _next_arrival(self) -> None:
-        if self._offsets is None:
+        if self._schedule is None:
             self.on_start()
-        assert self._offsets is not None
-        offset = next(self._offsets, None)
-        if offset is None:  # the shape has ended: nothing more to send
+        schedule = self._schedule
+        assert schedule is not None
+        due = schedule.next_due()
+        if due is None:  # the shape has ended: nothing more to send
             raise StopUser()
-        intended = self._t0 + offset
-        delay = intended - time.time()
+        delay = schedule.wait_s(due)
         if delay > 0:
             gevent.sleep(delay)
         if self.environment.runner.state in _STOPPING:
@@ -191,19 +192,19 @@ class ScaleLabUser(FastHttpUser):
         in_flight = len(self._inflight)
         if in_flight >= self._cap:
             counts.dropped += 1
-            self._report_dropped(intended)
+            self._report_dropped(schedule.intended_start(due))
             return
-        self._inflight.spawn(self._send, intended)
+        self._inflight.spawn(self._send, schedule, due)
         if in_flight + 1 > counts.max_in_flight:
             counts.max_in_flight = in_flight + 1
 
-    def _send(self, intended: float) -> None:
+    def _send(self, schedule: Schedule, due: float) -> None:
         counts = RECORDER.open_counts
         counts.sent += 1
-        if time.time() - intended > self._late_s:
+        if schedule.late_s(due) > self._late_s:
             counts.late += 1
         me = gevent.getcurrent()
-        ctx = {INTENDED_KEY: intended}
+        ctx = {INTENDED_KEY: schedule.intended_start(due)}
         self._contexts[me] = ctx
         try:
             self.call(ctx)
@@ -219,12 +220,12 @@ class ScaleLabUser(FastHttpUser):
 
     def _report_dropped(self, intended: float) -> None:
         self.environment.events.request.fire(
-            request_type="DROPPED",
+            request_type=DROPPED_METHOD,
             name=self.dropped_name,
             response_time=0.0,
             response_length=0,
             response=None,
-            context={INTENDED_KEY: intended, DROPPED_KEY: True},
+            context={INTENDED_KEY: intended},
             exception=OpenLoopDropped(
                 f"{self._cap} requests in flight: raise --max-concurrency or lower --rate"
             ),

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import contextvars
 import itertools
-import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from scalelab.service.logs import REQUEST_LOGGER, request_line
+from scalelab.service.logs import REQUEST_LOGGER, json_writer, request_line
 from scalelab.service.metrics import ServiceMetrics
 
 Scope = MutableMapping[str, Any]
@@ -56,7 +55,7 @@ class HttpMetrics:
         self.paths = paths
         self.prefixes = prefixes
         self.log_requests = log_requests
-        self.logger = logging.getLogger(REQUEST_LOGGER)
+        self.write_line = json_writer(REQUEST_LOGGER)
         self._ids = itertools.count(1)
         self._id_prefix = f"s{os.getpid():x}-"
 
@@ -102,7 +101,7 @@ class HttpMetrics:
             self.metrics.observe_request(endpoint, status, seconds)
             if self.log_requests():
                 headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in answer_headers}
-                self.logger.info(
+                self.write_line(
                     request_line(
                         request_id, endpoint, scope.get("method", ""), status, seconds, headers
                     )

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -36,17 +37,95 @@ class JsonLines(logging.Formatter):
         return json.dumps(data, separators=(",", ":"), default=str)
 
 
+FLUSH_S = 0.25
+"""Longest a line waits in the buffer before it is written."""
+
+FLUSH_LINES = 512
+"""Lines that make the buffer be written at once."""
+
+
+class BufferedLines(logging.Handler):
+    """Writes formatted lines to a stream in batches: at ``FLUSH_LINES`` lines, every
+    ``FLUSH_S`` from a background thread, and when logging shuts down at exit.
+
+    One write per batch instead of one per request: a line per request costs the
+    service a few microseconds instead of a system call each.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__()
+        self.stream = stream
+        self.lines: list[str] = []
+        self._stopped = threading.Event()
+        self._flusher = threading.Thread(target=self._every, name="scalelab-log", daemon=True)
+        self._flusher.start()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Keep the line; write the batch when it is full."""
+        try:
+            line = self.format(record)
+        except Exception:
+            self.handleError(record)
+            return
+        self.write(line)
+
+    def write(self, line: str) -> None:
+        """Keep one formatted line (the cheap path of a line per request)."""
+        self.lines.append(line)
+        if len(self.lines) >= FLUSH_LINES or self._stopped.is_set():
+            self.flush()  # after close() (logging reconfigured), every line at once
+
+    def flush(self) -> None:
+        """Write what is buffered."""
+        with self.lock or threading.Lock():
+            lines, self.lines = self.lines, []
+            if not lines:
+                return
+            try:
+                self.stream.write("\n".join(lines) + "\n")
+                self.stream.flush()
+            except (OSError, ValueError):  # the stream was closed under us: nothing to keep
+                pass
+
+    def _every(self) -> None:
+        while not self._stopped.wait(FLUSH_S):
+            self.flush()
+
+    def close(self) -> None:
+        """Write what is left and stop the flusher."""
+        self._stopped.set()
+        self.flush()
+        super().close()
+
+
 def json_logger(name: str, stream: Any = None) -> logging.Logger:
     """The logger ``name``, writing JSON lines to ``stream`` (stderr) and nowhere else."""
     logger = logging.getLogger(name)
-    if not any(getattr(h, "scalelab_json", False) for h in logger.handlers):
-        handler = logging.StreamHandler(stream or sys.stderr)
+    if not any(isinstance(h, BufferedLines) for h in logger.handlers):
+        handler = BufferedLines(stream or sys.stderr)
         handler.setFormatter(JsonLines())
-        handler.scalelab_json = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.propagate = False
     return logger
+
+
+def json_writer(name: str) -> Callable[[dict[str, Any]], None]:
+    """A function writing one dict as a JSON line to logger ``name``'s buffered handler,
+    without the cost of a log record (nothing, when the logger has no such handler)."""
+    handler = next(
+        (h for h in logging.getLogger(name).handlers if isinstance(h, BufferedLines)), None
+    )
+    if handler is None:
+        logger = logging.getLogger(name)
+        return logger.info
+    write = handler.write
+    dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode
+
+    def line(data: dict[str, Any]) -> None:
+        write(dumps(data))
+
+    return line
 
 
 def request_line(

@@ -3,10 +3,15 @@
 Used by the experiment runner and the tests. It imports neither Dask nor the app:
 the service runs as ``python -m scalelab serve`` in its own process group
 (:class:`scalelab.procs.Child`), so stopping it ends its Dask workers too.
+
+Without a port, the child binds port 0 (the OS picks a free one, with no window
+in which another process could take it) and the parent learns it from the line
+the service prints once it listens (``scalelab serve: listening on URL ...``).
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 import tempfile
@@ -20,9 +25,11 @@ import tomli_w
 
 from scalelab.config import ServiceConfig
 from scalelab.errors import RunError
-from scalelab.ports import free_port
 from scalelab.procs import Child
 from scalelab.service.server import TOKEN_ENV
+
+LISTENING = re.compile(r"^scalelab serve: listening on (http://\S+) ", re.M)
+"""The line ``scalelab serve`` prints once its socket is bound and the app has started."""
 
 
 def _drop_none(value: Any) -> Any:
@@ -59,7 +66,13 @@ class ServiceProcess:
         self.config = config
         self.admin_token = admin_token
         self._workdir = workdir
-        shown = f"[{host}]" if ":" in host else host
+        self.url = ""
+        self._listening_on(port)
+
+    def _listening_on(self, port: int) -> None:
+        """Record the port the service listens on (0 until it says which)."""
+        self.port = port
+        shown = f"[{self.host}]" if ":" in self.host else self.host
         self.url = f"http://{shown}:{port}"
 
     @property
@@ -112,41 +125,69 @@ def start_service(
 ) -> ServiceProcess:
     """Start ``scalelab serve`` with ``config`` and return once ``GET /health`` answers 200.
 
-    Raises :class:`~scalelab.errors.RunError` with the end of the service's log
-    when it exits early or is not healthy within ``ready_timeout_s``; the
-    process is stopped in both cases.
+    Without ``port`` the service binds a port of the OS's choosing and reports it
+    (``service.port``, ``service.url``). Raises :class:`~scalelab.errors.RunError`
+    with the end of the service's log when it exits early or is not healthy
+    within ``ready_timeout_s``; the process is stopped in both cases.
     """
     workdir = Path(tempfile.mkdtemp(prefix="scalelab-service-"))
     config_path = write_config_toml(config, workdir / "service.toml")
-    port = port or free_port(host if host != "localhost" else "127.0.0.1")
     log = Path(log_path) if log_path else workdir / "service.log"
+    log_start = log.stat().st_size if log.is_file() else 0  # an appended log: read what is new
     args = [sys.executable, "-m", "scalelab", "serve", "--config", str(config_path)]
-    args += ["--host", host, "--port", str(port)]
+    args += ["--host", host, "--port", str(port or 0)]
     env = {"PYTHONUNBUFFERED": "1"}
     if admin_token:
         env[TOKEN_ENV] = admin_token  # kept off the command line, so `ps` does not show it
     child = Child(args, name="service", log_path=log, env=env)
-    service = ServiceProcess(child, host, port, config, workdir, admin_token)
+    service = ServiceProcess(child, host, port or 0, config, workdir, admin_token)
+    deadline = time.monotonic() + ready_timeout_s
     try:
-        _wait_healthy(service, ready_timeout_s)
+        _wait_listening(service, log, log_start, deadline, ready_timeout_s)
+        _wait_healthy(service, deadline, ready_timeout_s)
     except BaseException:
         service.stop(5.0)
         raise
     return service
 
 
-def _wait_healthy(service: ServiceProcess, timeout_s: float) -> None:
+def _exited(service: ServiceProcess, code: int) -> RunError:
+    return RunError(
+        f"the service exited with status {code} before it was healthy; "
+        f"its log ({service.log_path}) ends with:\n{service.child.log_tail(40)}"
+    )
+
+
+def _wait_listening(
+    service: ServiceProcess, log: Path, offset: int, deadline: float, timeout_s: float
+) -> None:
+    """Read the port the service bound from its "listening on" line."""
+    while True:
+        code = service.child.poll()
+        with open(log, "rb") as f:
+            f.seek(offset)
+            found = LISTENING.search(f.read().decode(errors="replace"))
+        if found:
+            service._listening_on(int(found.group(1).rsplit(":", 1)[1]))
+            return
+        if code is not None:
+            raise _exited(service, code)
+        if time.monotonic() > deadline:
+            raise RunError(
+                f"the service did not say where it listens within {timeout_s:g} s; "
+                f"its log ({service.log_path}) ends with:\n{service.child.log_tail(40)}"
+            )
+        time.sleep(0.05)
+
+
+def _wait_healthy(service: ServiceProcess, deadline: float, timeout_s: float) -> None:
     """Poll ``/health`` until 200; :class:`RunError` if the process dies or time runs out."""
-    deadline = time.monotonic() + timeout_s
     last = "no answer yet"
     with httpx.Client(timeout=2.0) as client:
         while True:
             code = service.child.poll()
             if code is not None:
-                raise RunError(
-                    f"the service exited with status {code} before it was healthy; "
-                    f"its log ({service.log_path}) ends with:\n{service.child.log_tail(40)}"
-                )
+                raise _exited(service, code)
             try:
                 response = client.get(f"{service.url}/health")
                 if response.status_code == 200:

@@ -3,9 +3,12 @@
 Command-line flags override the configuration file. Binding an address other
 than loopback needs an admin token (``--admin-token`` or the environment
 variable ``SCALELAB_ADMIN_TOKEN``), because the admin API can change the
-service. SIGTERM and SIGINT stop the server; the app's lifespan then closes the
-client and cluster within a deadline, and anything this process started that
-is still alive after it is killed.
+service. ``--port 0`` binds a port the OS picks; the line printed once the
+service listens (``scalelab serve: listening on URL ...``) says which, and is
+how :func:`scalelab.service.process.start_service` learns it. SIGTERM and
+SIGINT stop the server; the app's lifespan then closes the client and cluster
+within a deadline, and anything this process started that is still alive after
+it is killed.
 """
 
 from __future__ import annotations
@@ -78,7 +81,6 @@ def serve_from_args(args: argparse.Namespace) -> int:
     config = resolve_config(args)
     token = resolve_token(host, getattr(args, "admin_token", None))
     plan_stack(config)  # a bad layer or plugin fails before the cluster starts
-    json_logger(REQUEST_LOGGER)  # request lines, as JSON, on standard error
 
     app = create_app(
         config, admin_token=token, close_deadline_s=CLOSE_DEADLINE_S, kill_leftovers=True
@@ -95,6 +97,7 @@ def serve_from_args(args: argparse.Namespace) -> int:
         # after uvicorn's default 5 s races with their reuse and shows up as errors.
         timeout_keep_alive=75,
     )
+    json_logger(REQUEST_LOGGER)  # after uvicorn's own logging set-up, which closes handlers
     # Claim the port before the cluster starts: the cluster's own servers take
     # ports the OS picks, and one of them could otherwise be this one.
     try:

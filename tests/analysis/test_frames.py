@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 from rundirs import T0, make_requests, write_run
 
+from scalelab import hdr
 from scalelab.analysis import load_run, per_second
+from scalelab.analysis.percentiles import percentile_column
 
 
 def test_per_second_counts_and_rates(tmp_path: Path) -> None:
@@ -56,10 +58,35 @@ def test_actual_against_intended_latency(tmp_path: Path) -> None:
     req = make_requests(rate=100, duration_s=3, seed=1, latency="fixed", mean_ms=4.0)
     req["latency_intended_us"] = req["latency_us"] + 6000  # every request sent 6 ms late
     run = load_run(write_run(tmp_path / "r", req).path)
-    assert per_second(run)["p50_ms"].iloc[0] == pytest.approx(10.0)
-    assert per_second(run, latency="actual")["p50_ms"].iloc[0] == pytest.approx(4.0)
+    assert per_second(run)["p50_ms"].iloc[0] == pytest.approx(10.0, rel=1e-3)  # HDR: 3 digits
+    assert per_second(run, latency="actual")["p50_ms"].iloc[0] == pytest.approx(4.0, rel=1e-3)
     with pytest.raises(ValueError, match="latency='bogus'"):
         per_second(run, latency="bogus")
+
+
+def test_percentiles_per_bin_follow_the_hdr_rule_of_summary_json(tmp_path: Path) -> None:
+    """Each bin's percentiles are those of an HdrHistogram of its latencies, as everywhere
+    else in scalelab, not an interpolation between two recorded latencies."""
+    rng = np.random.default_rng(12)
+    lat = np.concatenate([rng.integers(1, 3_000, 40), rng.integers(1, 4_000_000_000, 40)])
+    req = make_requests(rate=20, duration_s=4, seed=3, poisson=False, latencies_us=lat)
+    run = load_run(write_run(tmp_path / "r", req).path)
+    points = (1, 25, 50, 90, 99, 99.9, 100)
+    ps = per_second(run, bin_s=100.0, by="intended_start", points=points)
+    assert len(ps) == 1
+    hist = hdr.new_histogram()
+    for v in req["latency_intended_us"]:
+        hist.record_value(hdr.clamp_us(int(v)))
+    for q in points:
+        assert ps.iloc[0][percentile_column(q)] == hist.get_value_at_percentile(q) / 1000, q
+    assert ps.iloc[0]["max_ms"] == hist.get_max_value() / 1000
+    by_second = per_second(run, by="intended_start")
+    for i, row in by_second.iterrows():
+        in_bin = req["intended_start"].between(T0 + i, T0 + i + 1, inclusive="left")
+        h = hdr.new_histogram()
+        for v in req.loc[in_bin, "latency_intended_us"]:
+            h.record_value(hdr.clamp_us(int(v)))
+        assert row["p90_ms"] == h.get_value_at_percentile(90) / 1000
 
 
 def test_run_without_requests_gives_an_empty_frame(tmp_path: Path) -> None:

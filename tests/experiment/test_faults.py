@@ -136,13 +136,19 @@ def test_plan_orders_actions_and_reverts_first_at_equal_times() -> None:
 def test_requests_seen_reads_answered_and_in_flight_requests() -> None:
     text = (
         "# HELP scalelab_requests_total ...\n"
+        "# TYPE scalelab_requests_total counter\n"
         'scalelab_requests_total{endpoint="/ping",status="200"} 7.0\n'
-        'scalelab_requests_total{endpoint="/task/io",status="500"} 2.0\n'
-        "scalelab_requests_created 1.7e9\n"
+        'scalelab_requests_total{endpoint="/task/io",status="500"} 2.0 1700000000000\n'
+        'scalelab_requests_total{endpoint="/task/key/a b\\"c",status="200"} 1.0\n'
+        'scalelab_requests_created{endpoint="/ping",status="200"} 1.7e9\n'
+        "# TYPE scalelab_in_flight gauge\n"
         "scalelab_in_flight 3.0\n"
+        "# TYPE scalelab_in_flight_limit gauge\n"
+        "scalelab_in_flight_limit 64.0\n"
         "scalelab_rejected_total 9.0\n"
     )
-    assert requests_seen(text) == 12.0
+    # a timestamp is no value, and a metric sharing a prefix is another metric
+    assert requests_seen(text) == 13.0
     assert requests_seen("") == 0.0
 
 
@@ -233,14 +239,14 @@ def test_an_empty_window_fails_and_throughput_is_a_lower_bound() -> None:
 
 def test_summary_json_carries_the_verdicts(tmp_path: Path) -> None:
     records = _records()
-    records["method"][0] = "DROPPED"  # a dropped row: counted, never a latency
+    records["method"][0] = "DROPPED"  # a dropped row: counted apart, never a request
     table = pa.table({k: v for k, v in records.items()})
     pq.write_table(table, tmp_path / "requests.parquet")
     summary = compute_summary(
         tmp_path, slo=SloSpec(p99_ms=50, recovery_s=0.5), fault_window=(1004.0, 1005.0)
     )
     assert summary["slo_pass"] is True and summary["slo"]["p99_ms"]["pass"]
-    assert summary["requests"] == 1000
+    assert summary["requests"] == 999 and summary["dropped"] == 1
     json.dumps(summary)  # valid JSON
     failing = compute_summary(tmp_path, slo=SloSpec(p99_ms=50), measure_from=1000.5)
     assert failing["slo_pass"] is False and failing["requests"] == 950

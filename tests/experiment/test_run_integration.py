@@ -31,6 +31,7 @@ from scalelab.experiment.scraper import parse_metrics
 from scalelab.experiment.spec import load_spec
 from scalelab.logs import lines_of
 from scalelab.procs import Child, wait_until
+from scalelab.service.process import LISTENING
 
 from .leaks import cmdline, descendants, mentioning, still_running
 
@@ -175,11 +176,20 @@ def test_quickstart_report_reads_well_in_chromium(
 
 
 def _service_port(pid: int) -> int | None:
-    """The port of the ``scalelab serve`` descendant of ``pid``, from its command line."""
+    """The port of the ``scalelab serve`` descendant of ``pid``: from its command line, or,
+    when it was told to bind port 0, from the "listening on" line of its log (its stdout)."""
     for proc in descendants(pid):
         args = cmdline(proc).split()
         if "serve" in args and "--port" in args:
-            return int(args[args.index("--port") + 1])
+            port = int(args[args.index("--port") + 1])
+            if port:
+                return port
+            try:
+                log = Path(os.readlink(f"/proc/{proc.pid}/fd/1")).read_text(errors="replace")
+            except OSError:
+                return None
+            found = LISTENING.search(log)
+            return int(found.group(1).rsplit(":", 1)[1]) if found else None
     return None
 
 

@@ -124,3 +124,15 @@ def test_scraper_thread_polls_and_survives_a_dead_source(metrics_url: str) -> No
     assert all(before <= r[0] <= time.time() for r in rows)
     assert scraper.failures >= 3  # the dead scheduler, every tick
     assert not scraper._thread or not scraper._thread.is_alive()
+
+
+def test_stop_scrapes_once_more_so_counters_are_read_after_the_load(metrics_url: str) -> None:
+    scraper = Scraper(metrics_url, interval_s=60.0).start()  # one scrape at once, then none
+    time.sleep(0.2)
+    stopped = time.time()
+    scraper.stop()
+    times = [r[0] for r in scraper.snapshot() if r[1] == "service"]
+    assert scraper.scrapes == 2 and len(times) == 2
+    assert times[0] < stopped <= times[1]
+    scraper.stop()  # stopping again scrapes no more
+    assert scraper.scrapes == 2

@@ -6,9 +6,12 @@ import json
 import random
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from rundirs import make_requests, write_run
 
 from scalelab import hdr
 from scalelab.experiment.summary import FIGURES, compute_summary
@@ -82,23 +85,105 @@ def test_warmup_is_left_out(tmp_path: Path) -> None:
     assert measured["duration_s"] == pytest.approx(starts[-1] + 0.001 - starts[200])
 
 
-def test_loadgen_counts_and_missing_files(tmp_path: Path) -> None:
+def test_missing_files(tmp_path: Path) -> None:
     empty = compute_summary(tmp_path / "none", run_id="x", status="failed")
     assert empty["requests"] is None and empty["p99_ms"] is None and empty["status"] == "failed"
     json.dumps(empty, allow_nan=False)
     _write_run(tmp_path, [1000] * 10, [1000] * 10, [True] * 10)
-    (tmp_path / "loadgen.json").write_text(json.dumps({"late": 3, "dropped": 1, "other": 2}))
     s = compute_summary(tmp_path)
-    assert s["late"] == 3 and s["dropped"] == 1 and "other" not in s
+    assert s["requests"] == 10 and s["dropped"] == 0 and "late" not in s  # no loadgen.json
     (tmp_path / "requests.parquet").unlink()
     only_hdr = compute_summary(tmp_path)
     assert only_hdr["requests"] == 10 and only_hdr["errors"] is None
 
 
-def test_cache_hit_ratio_counts_only_answers_with_x_cache() -> None:
-    from scalelab.experiment.summary import cache_hit_ratio
+def _open_loop_run(run: Path) -> pd.DataFrame:
+    """An open loop at 100/s for 10 s: reads, writes, drops, late sends, a scraped counter.
 
-    assert cache_hit_ratio({"cache": ["", "", ""]}) is None
+    Rows 0-99 are the warm-up (the first second). Every 4th row is a write
+    (``PUT /kv``, answered ``X-Cache: miss`` like the service's writes), every
+    10th a drop, every 7th sent 30 ms late; reads are answered hit, coalesced,
+    stale, miss in turn.
+    """
+    t0 = 1000.0
+    req = make_requests(
+        rate=100, duration_s=10, seed=1, latency="fixed", mean_ms=2.0, t0=t0, poisson=False
+    )
+    n = len(req)
+    i = np.arange(n)
+    write, drop, late = i % 4 == 0, i % 10 == 0, (i % 7 == 0) & (i % 10 != 0)
+    req["method"] = np.where(write, "PUT", "GET")
+    req["name"] = np.where(write, "/kv", "/task/key")
+    req["cache"] = np.array(["hit", "coalesced", "stale", "miss"])[(i // 2) % 4]
+    req.loc[write, "cache"] = "miss"
+    req.loc[late, "start"] += 0.030
+    req.loc[late, "latency_intended_us"] += 30_000
+    req.loc[drop, ["method", "name", "cache", "ok"]] = ["DROPPED", "dropped", "", False]
+    req.loc[drop, ["latency_us", "latency_intended_us", "status"]] = 0
+    truth = write_run(run, req, warmup_s=1.0)
+    (run / "loadgen.json").write_text(json.dumps({"load_mode": "open", "late_ms": 10.0}))
+    scrapes = np.arange(-2.0, 13.0) + t0  # once a second, before and after the load
+    calls = np.maximum(scrapes - t0, 0.0) * 7.0  # 7 computations a second
+    pd.DataFrame(
+        {
+            "t": scrapes,
+            "source": "service",
+            "metric": "scalelab_cache_origin_calls_total",
+            "labels": "",
+            "value": calls,
+        }
+    ).to_parquet(run / "metrics.parquet", index=False)
+    return truth.requests
+
+
+def test_counts_follow_one_definition_of_sent_read_and_window(tmp_path: Path) -> None:
+    """requests and throughput count what was sent, dropped rows apart; the cache's figures
+    count reads only (a PUT's X-Cache is a write's); origin calls cover the same window."""
+    from scalelab.analysis import load_run
+    from scalelab.analysis.caching import hit_ratio, origin_calls, served_ratio
+
+    req = _open_loop_run(tmp_path)
+    measure_from = float(req["intended_start"].min()) + 1.0
+    s = compute_summary(tmp_path, measure_from=measure_from)
+    window = req[req["intended_start"] >= measure_from]
+    dropped = window["method"] == "DROPPED"
+    sent = window[~dropped]
+    assert s["requests"] == len(sent) == 810 and s["dropped"] == int(dropped.sum()) == 90
+    assert s["errors"] == 0
+    assert s["throughput_rps"] == pytest.approx(len(sent) / s["duration_s"])
+    assert s["late"] == int((sent["start"] - sent["intended_start"] > 0.010).sum()) > 0
+    reads = sent[sent["method"] == "GET"]
+    assert s["cache_reads"] == len(reads)
+    assert s["cache_hit_ratio"] == pytest.approx((reads["cache"] == "hit").mean())
+    served = reads["cache"].isin(["hit", "coalesced"]).mean()
+    assert s["cache_served_ratio"] == pytest.approx(served)
+    every_answer = (sent["cache"] == "hit").sum() / (sent["cache"] != "").sum()
+    assert s["cache_hit_ratio"] > every_answer + 0.02  # writes' "miss" would lower it
+    # the counter from the last scrape before the window (t0 + 1) to the first after its end
+    end = float((sent["start"] + sent["latency_us"] / 1e6).max())
+    assert s["origin_calls"] == (np.ceil(end - 1000.0) - 1.0) * 7.0 == 63.0
+
+    # the analysis says the same of the same run
+    run = load_run(tmp_path)
+    assert run.measure_from == pytest.approx(measure_from)
+    assert hit_ratio(run) == pytest.approx(s["cache_hit_ratio"])
+    assert served_ratio(run) == pytest.approx(s["cache_served_ratio"])
+    assert origin_calls(run) == s["origin_calls"]
+    assert origin_calls(run, measured=False) == 12 * 7.0
+
+
+def test_cache_hit_ratio_counts_reads_only() -> None:
+    from scalelab.experiment.summary import cache_figures, cache_hit_ratio
+
+    assert cache_hit_ratio({"cache": ["", "", ""], "method": ["GET"] * 3}) is None
     assert cache_hit_ratio({}) is None
-    ratio = cache_hit_ratio({"cache": ["hit", "miss", "", "stale", "coalesced", "hit"]})
-    assert ratio == 2 / 5
+    records = {
+        "cache": ["hit", "miss", "", "stale", "coalesced", "hit", "miss", "miss"],
+        "method": ["GET", "GET", "GET", "GET", "GET", "GET", "PUT", "PUT"],
+    }
+    assert cache_hit_ratio(records) == 2 / 5  # the PUTs' "miss" are writes
+    assert cache_figures(records) == {
+        "cache_reads": 5,
+        "cache_hit_ratio": 2 / 5,
+        "cache_served_ratio": 3 / 5,
+    }

@@ -7,7 +7,7 @@ import statistics
 
 import pytest
 
-from scalelab.loadgen.arrivals import arrival_offsets, driver_seed
+from scalelab.loadgen.arrivals import Schedule, arrival_offsets, driver_seed
 from scalelab.loadgen.profiles import ramp_profile, spike_profile, step_profile
 
 
@@ -73,3 +73,39 @@ def test_bad_inputs_raise() -> None:
         arrival_offsets(0.0, "constant")
     with pytest.raises(ValueError, match="arrival"):
         arrival_offsets(1.0, "uniform")
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_schedule_keeps_time_on_the_monotonic_clock_and_writes_wall_time() -> None:
+    """A step of the wall clock moves neither the waits nor the lateness of arrivals."""
+    mono, wall = Clock(50.0), Clock(1.7e9)
+    schedule = Schedule(arrival_offsets(10.0, "constant"), monotonic=mono, wall=wall)
+    first = schedule.next_due()
+    assert first == 50.0 and schedule.wait_s(first) == 0.0
+    assert schedule.intended_start(first) == 1.7e9
+    second = schedule.next_due()
+    assert second is not None and schedule.wait_s(second) == pytest.approx(0.1)
+    wall.now += 3600.0  # the wall clock is stepped an hour ahead (or NTP, or a resumed VM)
+    mono.now += 0.04
+    assert schedule.wait_s(second) == pytest.approx(0.06)  # not -3599.94: no burst
+    mono.now += 0.09  # sent 30 ms after its time
+    assert schedule.late_s(second) == pytest.approx(0.03)
+    # written as wall time, 30 ms before the wall time it was sent at
+    assert schedule.intended_start(second) == pytest.approx(wall.now - 0.03)
+    wall.now -= 7200.0  # and stepped back: still no waiting an hour
+    third = schedule.next_due()
+    assert third is not None and schedule.wait_s(third) == pytest.approx(0.2 - 0.13)
+
+
+def test_schedule_ends_with_its_offsets() -> None:
+    schedule = Schedule(iter([0.0, 0.5]), monotonic=Clock(0.0), wall=Clock(0.0))
+    assert [schedule.next_due(), schedule.next_due(), schedule.next_due()] == [0.0, 0.5, None]

@@ -13,7 +13,7 @@ import pytest
 
 from scalelab import hdr
 from scalelab.loadgen.records import (
-    DROPPED_KEY,
+    DROPPED_METHOD,
     INTENDED_KEY,
     SCHEMA,
     OpenLoopCounts,
@@ -89,11 +89,11 @@ def filled_log() -> RequestLog:
     )
     # dropped by the open loop: a row, not a latency
     log.on_request(
-        "DROPPED",
+        DROPPED_METHOD,
         "dropped",
         0.0,
         0,
-        context={INTENDED_KEY: 103.0, DROPPED_KEY: True},
+        context={INTENDED_KEY: 103.0},
         exception=Boom("cap"),
         start_time=103.0,
     )

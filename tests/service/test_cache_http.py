@@ -4,7 +4,6 @@ scenarios/caching.py. One service is shared; each test sets the cache it needs a
 from __future__ import annotations
 
 import asyncio
-import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 from scalelab.config import ServiceConfig
 from scalelab.errors import PluginError
 from scalelab.procs import Child
+from scalelab.prometheus_text import metric_value
 from scalelab.service.process import ServiceProcess, start_service
 from scalelab.service.workloads import keyed_value
 
@@ -43,11 +43,7 @@ def set_cache(service: ServiceProcess, **cache: Any) -> None:
 
 
 def metric(service: ServiceProcess, name: str) -> float:
-    text = httpx.get(f"{service.url}/metrics", timeout=10).text
-    total = 0.0
-    for m in re.finditer(rf"^{re.escape(name)}(?:{{[^}}]*}})? (\S+)$", text, re.M):
-        total += float(m.group(1))
-    return total
+    return metric_value(httpx.get(f"{service.url}/metrics", timeout=10).text, name)
 
 
 def test_miss_hit_write_and_staleness_headers(service: ServiceProcess) -> None:

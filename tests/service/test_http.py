@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -20,6 +19,7 @@ import pytest
 
 from scalelab.config import DEFAULT_STACK, ServiceConfig
 from scalelab.procs import wait_until
+from scalelab.prometheus_text import metric_value, samples
 from scalelab.service.process import ServiceProcess, start_service
 from scalelab.service.workloads import cpu_work
 
@@ -83,14 +83,8 @@ def changed(service: ServiceProcess, change: dict[str, Any]) -> Iterator[dict[st
 
 
 def sample(metrics_text: str, name: str, **labels: str) -> float:
-    """The value of one Prometheus sample (0 when absent); labels compare as a mapping."""
-    for line in metrics_text.splitlines():
-        if line.startswith(name + ("{" if labels else " ")):
-            head, _, value = line.rpartition(" ")
-            got = dict(re.findall(r'(\w+)="([^"]*)"', head))
-            if got == labels:
-                return float(value)
-    return 0.0
+    """The samples called ``name`` with ``labels`` (0 when absent), summed."""
+    return metric_value(metrics_text, name, **labels)
 
 
 def test_ping_answers_without_dask(direct: ServiceProcess) -> None:
@@ -140,6 +134,10 @@ def test_io_task_sleeps_the_drawn_delay(direct: ServiceProcess) -> None:
         ("/task/io", {"ms": 5, "dist": "uniform"}, "dist"),
         ("/task/io", {"ms": 5, "dist": "bimodal"}, "slow_ms"),
         ("/task/io", {"ms": 5, "dist": "bimodal", "slow_ms": 9, "slow_frac": 2}, "slow_frac"),
+        ("/task/key/k1", {"units": -1}, "units"),
+        ("/task/key/k1", {"units": "many"}, "units"),
+        ("/task/key/k1", {"io_ms": 2_001}, "io_ms"),
+        ("/task/key/k1", {"io_ms": "nan"}, "io_ms"),
     ],
 )
 def test_bad_input_gets_422_naming_the_parameter(
@@ -149,7 +147,7 @@ def test_bad_input_gets_422_naming_the_parameter(
     assert response.status_code == 422
     detail = response.json()["detail"]
     assert [d["loc"] for d in detail] == [["query", param]]
-    if param in ("units", "ms") and params[param] != "many":
+    if param in ("units", "ms", "io_ms") and params[param] != "many":
         assert "limits.max_" in detail[0]["msg"]
 
 
@@ -195,15 +193,20 @@ def test_metrics_count_requests_by_endpoint_and_status(direct: ServiceProcess) -
     )
     assert sample(text, "scalelab_request_duration_seconds_bucket", endpoint="/task/cpu", le="30.0")
     assert sample(text, "scalelab_dask_workers") == 1
-    assert not any(
-        line.startswith('scalelab_requests_total{endpoint="/metrics"') for line in text.splitlines()
-    )
+    metrics_requests = [  # the control plane is not counted
+        x
+        for x in samples(text)
+        if x.name == "scalelab_requests_total" and x.labels.get("endpoint") == "/metrics"
+    ]
+    assert not metrics_requests, metrics_requests
 
 
 def test_docs_and_openapi(direct: ServiceProcess) -> None:
     assert get(direct, "/docs").status_code == 200
     paths = get(direct, "/openapi.json").json()["paths"]
     assert {"/ping", "/task/cpu", "/task/io", "/health", "/metrics", "/admin/config"} <= set(paths)
+    keyed = paths["/task/key/{key}"]["get"]["parameters"]
+    assert [p["name"] for p in keyed] == ["key", "units", "io_ms"]
 
 
 def test_admin_config_get_and_put(direct: ServiceProcess) -> None:
@@ -377,6 +380,8 @@ def test_request_ids_are_echoed_and_travel_to_the_dask_task(direct: ServiceProce
     assert request["layers"] == "admission,faults,cache,executor"
     assert task["fn"] == "cpu_work" and task["ok"] is True
     assert task["worker"] == request["worker"] == mine.headers["x-worker"]  # logged on the worker
+    assert wait_until(lambda: lines_of(made), 10, 0.1)  # lines are written every 0.25 s
+    time.sleep(0.5)
     assert [line["event"] for line in lines_of(made)] == ["request"]  # /ping runs no task
 
     with changed(direct, {"logging": {"requests": False, "tasks": False}}):

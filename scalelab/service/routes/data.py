@@ -25,13 +25,14 @@ import time
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query
+from fastapi import Request as HTTPRequest
 from fastapi.responses import Response as HTTPResponse
 
 from scalelab.service.cache_origin import Cost, keyed_call, origin_fails
 from scalelab.service.cache_tiers import Entry
 from scalelab.service.http_metrics import REQUEST_ID
 from scalelab.service.request import Request, Response
-from scalelab.service.routes.inputs import bad_key, invalid, out_of_range
+from scalelab.service.routes.inputs import bad_key, float_param, int_param, invalid, out_of_range
 from scalelab.service.routes.render import render
 from scalelab.service.state import ServiceState
 from scalelab.service.workloads import cpu_work, draw_delay_ms, io_work
@@ -47,6 +48,32 @@ PATHS: frozenset[str] = frozenset({"/ping", "/task/cpu", "/task/io"})
 
 PREFIXES: tuple[str, ...] = ("/task/key/", "/kv/")
 """Keyed data-plane paths; counted under the prefix (``/task/key``)."""
+
+
+KEYED_PARAMETERS: list[dict[str, Any]] = [
+    {
+        "name": "key",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": "1 to 200 letters, digits, '.', '_', ':' or '-'",
+    },
+    {
+        "name": "units",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer"},
+        "description": "CPU units per computation (origin.units); 0 to limits.max_cpu_units",
+    },
+    {
+        "name": "io_ms",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "number"},
+        "description": "I/O ms per computation (origin.io_ms); 0 to limits.max_io_ms",
+    },
+]
+"""``GET /task/key/{key}``'s parameters, for the OpenAPI docs (the endpoint reads them itself)."""
 
 
 def _worker_body(response: Response) -> dict[str, Any]:
@@ -128,21 +155,25 @@ def data_router(state: ServiceState) -> APIRouter:
             lambda v: {"ms": ms, "dist": dist, "delay_ms": delay, **_worker_body(response)},
         )
 
-    @router.get("/task/key/{key}")
-    async def task_key(
-        key: str,
-        units: int | None = Query(None, description="CPU units per computation (origin.units)"),
-        io_ms: float | None = Query(None, description="I/O ms per computation (origin.io_ms)"),
-    ) -> HTTPResponse:
-        """The value of ``key`` through the cache; computed on Dask when not cached."""
+    @router.get("/task/key/{key}", openapi_extra={"parameters": KEYED_PARAMETERS})
+    async def task_key(http: HTTPRequest) -> HTTPResponse:
+        """The value of ``key`` through the cache; computed on Dask when not cached.
+
+        The hottest path of the caching lab: its input is read here rather than
+        through FastAPI's parameter models, which cost more than the cache hit.
+        """
+        key = http.path_params["key"]
         config = state.config
         bad = bad_key(key)
-        if bad is None and units is not None:
-            bad = out_of_range(
-                "units", units, 0, config.limits.max_cpu_units, "limits.max_cpu_units"
-            )
-        if bad is None and io_ms is not None:
-            bad = out_of_range("io_ms", io_ms, 0, config.limits.max_io_ms, "limits.max_io_ms")
+        if bad is not None:
+            return bad
+        query = http.query_params
+        units: int | None = None
+        io_ms: float | None = None
+        if "units" in query:
+            units, bad = int_param("units", query["units"], config.limits.max_cpu_units)
+        if bad is None and "io_ms" in query:
+            io_ms, bad = float_param("io_ms", query["io_ms"], config.limits.max_io_ms)
         if bad is not None:
             return bad
         origin = config.origin

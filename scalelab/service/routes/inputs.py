@@ -48,3 +48,24 @@ def out_of_range(
             param, f"must be between {low:g} and {high:g} ({limit}); got {value!r}", value
         )
     return None
+
+
+def int_param(name: str, text: str, high: float) -> tuple[int | None, JSONResponse | None]:
+    """A whole-number query parameter within ``[0, high]``, or the 422 that names it."""
+    try:
+        value = int(text)
+    except ValueError:
+        return None, invalid(name, "Input should be a valid integer", text)
+    return value, out_of_range(name, value, 0, high, f"limits.max_{_LIMIT[name]}")
+
+
+def float_param(name: str, text: str, high: float) -> tuple[float | None, JSONResponse | None]:
+    """A number query parameter within ``[0, high]``, or the 422 that names it."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None, invalid(name, "Input should be a valid number", text)
+    return value, out_of_range(name, value, 0, high, f"limits.max_{_LIMIT[name]}")
+
+
+_LIMIT = {"units": "cpu_units", "io_ms": "io_ms"}
