@@ -77,8 +77,14 @@ OPTIONAL_FIGURES = (
     "cache_served_ratio",
     "origin_calls",
     "slo_pass",
+    "timeouts",
+    "goodput_rps",
+    "retry_amplification",
+    "time_to_detect_s",
+    "time_to_recover_s",
 )
-"""Figures a run has only when they apply (an open loop, reads through a cache, an SLO)."""
+"""Figures a run has only when they apply (an open loop, reads through a cache, an SLO,
+faults)."""
 
 
 def _clean(value: Any) -> Any:
