@@ -188,3 +188,55 @@ def shedding(seconds: float) -> dict[str, float]:
         )
         out[f"{label}_shed"] = float((frame["status"] == 503).mean())
     return out
+
+
+def dask_defences(seconds: float) -> dict[str, float]:
+    """What Dask's own defences give and cost, without the service's retry layer.
+
+    ``retries``: 20 % of tasks raise; the error rate and p99 with ``executor.retries``
+    0 and 2. ``recompute``: a worker SIGKILLed under load; the error rate and p99
+    with ``allowed_failures`` 0 (a task on the dead worker fails) and 3 (Dask
+    recomputes it).
+    """
+    base: dict[str, Any] = {
+        "locustfile": "baseline.py",
+        "duration_s": max(seconds, 10.0),
+        "warmup_s": 1,
+        "load": {"users": 4},
+        "scenario": {"endpoint": "io", "io_ms": 20},
+    }
+    out: dict[str, float] = {}
+    retried = _runs(
+        {
+            **base,
+            "name": "bench_dask_retries",
+            "service": {"cluster": {"workers": 2}},
+            "sweep": {"service.executor.retries": [0, 2]},
+            "faults": [
+                {
+                    "at_s": 0.5,
+                    "until_s": max(seconds, 10.0),
+                    "action": "task",
+                    "params": {"workers": ["*"], "error_rate": 0.2, "seed": 3},
+                }
+            ],
+        }
+    )
+    for label, run in zip(("retries0", "retries2"), retried, strict=True):
+        frame = _measured(run, 1.5)
+        out[f"{label}_errors"] = float((~frame["ok"]).mean())
+        out[f"{label}_p99"] = float(np.percentile(frame["latency_us"] / 1000.0, 99))
+    killed = _runs(
+        {
+            **base,
+            "name": "bench_dask_recompute",
+            "service": {"cluster": {"workers": 2}},
+            "sweep": {"service.cluster.allowed_failures": [0, 3]},
+            "faults": [{"at_s": 4.0, "action": "worker_kill", "params": {"restart": True}}],
+        }
+    )
+    for label, run in zip(("failures0", "failures3"), killed, strict=True):
+        frame = _measured(run, 1.0)
+        out[f"{label}_errors"] = float((~frame["ok"]).sum())
+        out[f"{label}_max"] = float(frame["latency_us"].max() / 1000.0)
+    return out

@@ -1080,6 +1080,42 @@ def bench_shedding(opts: Options) -> list[Figure]:
     ]
 
 
+@benchmark("dask_defences")
+def bench_dask_defences(opts: Options) -> list[Figure]:
+    """Dask's own defences without the service's: task retries, and recomputing lost tasks."""
+    import failure
+
+    got = [failure.dask_defences(opts.seconds) for _ in range(opts.repeats)]
+    return [
+        Figure(
+            "error rate at 20 % failing tasks, retries=2 vs 0",
+            "share",
+            [g["retries2_errors"] for g in got],
+            [g["retries0_errors"] for g in got],
+            digits=3,
+        ),
+        Figure(
+            "p99 at 20 % failing tasks, retries=2 vs 0",
+            "ms",
+            [g["retries2_p99"] for g in got],
+            [g["retries0_p99"] for g in got],
+        ),
+        Figure(
+            "errors after a kill, allowed_failures=3 vs 0",
+            "requests",
+            [g["failures3_errors"] for g in got],
+            [g["failures0_errors"] for g in got],
+            digits=0,
+        ),
+        Figure(
+            "slowest request after a kill, allowed_failures=3 vs 0",
+            "ms",
+            [g["failures3_max"] for g in got],
+            [g["failures0_max"] for g in got],
+        ),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated names")
