@@ -1116,6 +1116,11 @@ def bench_dask_defences(opts: Options) -> list[Figure]:
     ]
 
 
+from benchmarks.partitioning import BENCHMARKS as PARTITIONING  # noqa: E402
+
+BENCHMARKS.update(PARTITIONING)  # pruning, keys_moved, hot_split, index
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated names")

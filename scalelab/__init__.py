@@ -40,12 +40,16 @@ _EXPORTS: dict[str, str] = {
     "CircuitBreaker": "scalelab.service.resilience",
     "HedgeDelay": "scalelab.service.resilience",
     "ConcurrencyLimit": "scalelab.service.resilience",
+    "Partitioner": "scalelab.data.partitioners",
+    "HashRing": "scalelab.data.ring",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
 
 if TYPE_CHECKING:
     from scalelab.config import ServiceConfig, load_config
+    from scalelab.data.partitioners import Partitioner
+    from scalelab.data.ring import HashRing
     from scalelab.errors import ConfigError, PluginError, RunError, ScaleLabError, SpecError
     from scalelab.exercises import check
     from scalelab.experiment.runner import (

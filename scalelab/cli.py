@@ -1,4 +1,5 @@
-"""The ``scalelab`` command: serve, run, report, logs, prometheus, lab, exercises, fault, proxy.
+"""The ``scalelab`` command: serve, run, report, logs, prometheus, lab, exercises, data,
+fault and proxy.
 
 Each subcommand imports its machinery only when it runs, so that ``scalelab
 --help`` is fast and no command pulls in more than it needs. Errors a user can
@@ -55,6 +56,12 @@ def _exercises(args: argparse.Namespace) -> int:
     from scalelab.exercises.cli import exercises_from_args
 
     return exercises_from_args(args)
+
+
+def _data(args: argparse.Namespace) -> int:
+    from scalelab.data.cli import data_from_args
+
+    return data_from_args(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -139,6 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
     ex_rel.add_argument("--source", default="notebooks/solutions", metavar="DIR")
     ex_rel.add_argument("--output", default="notebooks", metavar="DIR")
     ex.set_defaults(func=_exercises)
+
+    from scalelab.data.cli import add_parser as add_data_parser
+
+    add_data_parser(sub)
+    sub.choices["data"].set_defaults(func=_data)
 
     from scalelab.chaos.cli import add_parsers
 

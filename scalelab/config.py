@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from scalelab.data.config import RouterConfig
 from scalelab.errors import ConfigError
 from scalelab.failure_config import (
     BreakerConfig,
@@ -272,6 +273,7 @@ BUILTIN_LAYERS: tuple[str, ...] = (
     "breaker",
     "hedge",
     "limit",
+    "router",
 )
 """Layers the service knows by name; each takes its parameters from the section of that name."""
 
@@ -338,6 +340,11 @@ class ServiceConfig(Section):
     limit: LimitConfig = Field(default_factory=LimitConfig)
     chaos: ChaosConfig = Field(default_factory=ChaosConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    router: RouterConfig = Field(
+        default_factory=RouterConfig,
+        description="The router layer: partitioned data, its engine and placement (see "
+        "docs/partitioning.md); in force when 'router' is in the stack.",
+    )
 
     @field_validator("layers")
     @classmethod

@@ -640,8 +640,16 @@ def run_report_html(run: Run, base: Path | None = None) -> str:
         if mmc:
             body.append(f'<p class="note">{html.escape(mmc)}</p>')
     body += [_errors_html(run), steady_state_html(run.summary), _little_html(run)]
-    body += [_events_html(run)]
+    body += [_partitioning_html(run), _events_html(run)]
     return _page(f"scalelab run {run.run_id}", body)
+
+
+def _partitioning_html(target: Run | Experiment) -> str:
+    """The partitioning section (per-partition load; the overhead knee of a partition-count
+    sweep) for runs whose service had a router; empty otherwise."""
+    from scalelab.partition_plots import report_section
+
+    return report_section(target)
 
 
 def _group_labels(exp: Experiment) -> tuple[list[str], dict[str, list[Run]]]:
@@ -703,6 +711,7 @@ def experiment_report_html(exp: Experiment, base: Path | None = None) -> str:
             plots.compare_runs(exp, param, ax=list(np.ravel(axes)))
             body.append(_png(fig, f"comparison by {plots.label_of(param)}"))
         body.append(_usl_html(exp))
+    body.append(_partitioning_html(exp))
     if with_data:
         hists = {label: merged_histogram(runs) for label, runs in groups.items()}
         if len(hists) > MAX_LINES:

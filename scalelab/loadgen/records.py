@@ -45,6 +45,7 @@ SCHEMA = pa.schema(
         ("age_ms", pa.float64()),
         ("stale_ms", pa.float64()),
         ("request_id", pa.string()),
+        ("rows", pa.int64()),
     ]
 )
 
@@ -83,6 +84,7 @@ _HEADER_NAMES = (
     "x-age-ms",
     "x-stale-ms",
     "x-request-id",
+    "x-rows-scanned",
 )
 
 
@@ -183,6 +185,7 @@ class RequestLog:
         self.age_ms: list[float | None] = []
         self.stale_ms: list[float | None] = []
         self.request_id: list[str] = []
+        self.rows: list[int | None] = []
         self.dropped_rows: set[int] = set()
 
     def __len__(self) -> int:
@@ -231,7 +234,7 @@ class RequestLog:
             self.status.append(getattr(response, "status_code", 0) or 0)
             headers = getattr(response, "headers", None)
         if headers:
-            worker, batch, cache, partition, attempts, version, age, stale, rid = _reader_for(
+            worker, batch, cache, partition, attempts, version, age, stale, rid, rows = _reader_for(
                 headers
             )(headers)
             self.worker.append(worker)
@@ -243,6 +246,7 @@ class RequestLog:
             self.age_ms.append(_float_or_none(age) if age else None)
             self.stale_ms.append(_float_or_none(stale) if stale else None)
             self.request_id.append(rid)
+            self.rows.append(_int_or_none(rows) if rows else None)
         else:
             self.worker.append("")
             self.batch_size.append(0)
@@ -253,6 +257,7 @@ class RequestLog:
             self.age_ms.append(None)
             self.stale_ms.append(None)
             self.request_id.append("")
+            self.rows.append(None)
 
     def _sent(self, column: list[Any]) -> list[Any]:
         """``column`` without the rows of dropped requests."""
@@ -285,6 +290,7 @@ class RequestLog:
             pa.array(self.age_ms, pa.float64()),
             pa.array(self.stale_ms, pa.float64()),
             pa.array(self.request_id, pa.string()),
+            pa.array(self.rows, pa.int64()),
         ]
         return pa.Table.from_arrays(arrays, schema=SCHEMA)
 

@@ -31,6 +31,12 @@ from scalelab.service.http_metrics import HttpMetrics
 from scalelab.service.routes.admin import admin_routers
 from scalelab.service.routes.control import control_router
 from scalelab.service.routes.data import PATHS, PREFIXES, data_router
+from scalelab.service.routes.dataset import (
+    DATA_PATHS,
+    DATA_PREFIXES,
+    add_admin_routes,
+    dataset_router,
+)
 from scalelab.service.routes.faults import ChaosHolder, fault_router
 from scalelab.service.stack import plan_stack
 from scalelab.service.state import ServiceState
@@ -90,15 +96,18 @@ def create_app(
     )
     app.state.service = state
     app.include_router(data_router(state))
+    app.include_router(dataset_router(state))
     app.include_router(control_router(state))
     for router in admin_routers(state):
+        if router.prefix == "/admin":
+            add_admin_routes(router, state)
         app.include_router(router)
     app.include_router(fault_router(state, holder))
     app.add_middleware(
         HttpMetrics,
         metrics=state.metrics,
-        paths=PATHS,
-        prefixes=PREFIXES,
+        paths=PATHS | DATA_PATHS,
+        prefixes=(*PREFIXES, *DATA_PREFIXES),
         log_requests=lambda: state.config.logging.requests,
     )
     return app

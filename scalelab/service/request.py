@@ -49,6 +49,8 @@ class Request:
     attempt: int = 1
     headers: dict[str, str] = field(default_factory=dict)
     request_id: str = ""
+    workers: tuple[str, ...] = ()
+    """Dask workers the work must run on (a partition's holder); empty: the scheduler chooses."""
     received: float = field(default_factory=time.monotonic)
     trail: list[str] = field(default_factory=list)
     """Names of the layers the request entered, in order (shared by its copies)."""

@@ -47,6 +47,7 @@ EXPECTED_COLUMNS = {
     "age_ms": pa.float64(),
     "stale_ms": pa.float64(),
     "request_id": pa.string(),
+    "rows": pa.int64(),
 }
 
 
@@ -253,3 +254,13 @@ def test_the_echoed_request_id_is_kept() -> None:
     log.on_request("GET", "/ping", 1.0, 10, response=None, start_time=2.0, exception=Boom("x"))
     sent, failed = log.table().to_pylist()
     assert sent["request_id"] == "p0u1-7" and failed["request_id"] == ""
+
+
+def test_partition_and_rows_scanned_headers_fill_their_columns() -> None:
+    log = RequestLog()
+    headers = {"X-Partition": "0,3", "X-Rows-Scanned": "1250", "X-Worker": "tcp://a:1"}
+    log.on_request("GET", "/data/range", 1.0, 10, response=Answer(200, headers), start_time=1.0)
+    log.on_request("GET", "/ping", 1.0, 10, response=Answer(200), start_time=2.0)
+    data, plain = log.table().to_pylist()
+    assert (data["partition"], data["rows"], data["worker"]) == ("0,3", 1250, "tcp://a:1")
+    assert plain["partition"] == "" and plain["rows"] is None

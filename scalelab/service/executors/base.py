@@ -8,7 +8,9 @@ service's metrics) and then given its parameters as ``self.params`` (its
 the ``executor`` section). ``run`` computes one call on the cluster and says
 which worker ran it; ``close`` finishes or fails whatever is pending. An
 executor that must prepare something on the cluster first (actors, say) may
-also define ``async def start(self)``, awaited before it takes requests.
+also define ``async def start(self)``, awaited before it takes requests; one
+that can run work on a chosen worker (where a partition lives) defines
+``async def run_at(self, fn, args, workers)``.
 """
 
 from __future__ import annotations

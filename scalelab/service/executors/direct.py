@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from scalelab.service.executors.base import Executor, TaskResult
@@ -50,6 +50,18 @@ class DirectExecutor(Executor):
         """Submit one task and wait for it."""
         retries = self.config.executor.retries or None
         future = self.client.submit(run_task, fn, args, pure=False, retries=retries)
+        self.metrics.tasks_submitted.inc()
+        self.metrics.batch_size.observe(1)
+        worker, value = await wait_for_future(future, self.client)
+        return TaskResult(value, worker, 1)
+
+    async def run_at(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], workers: Sequence[str]
+    ) -> TaskResult:
+        """Submit one task that must run on one of ``workers`` (where its data is)."""
+        future = self.client.submit(
+            run_task, fn, args, pure=False, workers=list(workers), allow_other_workers=False
+        )
         self.metrics.tasks_submitted.inc()
         self.metrics.batch_size.observe(1)
         worker, value = await wait_for_future(future, self.client)

@@ -5,6 +5,7 @@
 - ``cache`` (:class:`~.cache.Cache`): the cache in front of keyed reads;
 - ``timeout``, ``retry``, ``breaker``, ``hedge``, ``limit``: failure handling
   (:mod:`.timeout`, :mod:`.retry`, :mod:`.breaker`, :mod:`.hedge`, :mod:`.limit`);
+- ``router`` (:class:`~.router.Router`): partitioned data for ``/data`` queries;
 - ``executor`` (:class:`~.execute.ExecutorLayer`): the terminal layer.
 
 Each takes its parameters from the configuration section of its name. A user
@@ -23,6 +24,7 @@ from scalelab.service.layers.faults import Faults
 from scalelab.service.layers.hedge import Hedge
 from scalelab.service.layers.limit import Limit
 from scalelab.service.layers.retry import Retry
+from scalelab.service.layers.router import Router
 from scalelab.service.layers.timeout import Timeout
 
 BUILTIN: dict[str, type[Layer]] = {
@@ -34,6 +36,7 @@ BUILTIN: dict[str, type[Layer]] = {
     "breaker": Breaker,
     "hedge": Hedge,
     "limit": Limit,
+    "router": Router,
     "executor": ExecutorLayer,
 }
 """Built-in layers by name (``executor`` always ends the stack)."""
@@ -48,5 +51,6 @@ __all__ = [
     "Hedge",
     "Limit",
     "Retry",
+    "Router",
     "Timeout",
 ]

@@ -4,9 +4,12 @@ The work is a workload call run on the Dask cluster by the executor that
 ``executor.kind`` names (:mod:`scalelab.service.executors`), a coroutine run
 in the service itself (``request.local``), or nothing at all (``/ping``).
 The response carries ``X-Worker`` (the Dask worker that ran the work, or
-``local``) and ``X-Batch-Size`` (requests in its Dask task). The workload call
-carries the request's id to the worker (:class:`~scalelab.service.logs.Traced`),
-whichever executor runs it.
+            if request.request_id and self.context.config().logging.tasks:
+                fn = Traced(fn, request.request_id)
+            if request.workers:
+                result = await self._run_at(fn, args, request.workers)
+            else:
+                result = await self.executor.run(fn, args)
 """
 
 from __future__ import annotations
@@ -48,12 +51,25 @@ class ExecutorLayer(Layer):
             fn, args = request.work
             if request.request_id and self.context.config().logging.tasks:
                 fn = Traced(fn, request.request_id)
-            result = await self.executor.run(fn, args)
+            if request.workers:
+                result = await self._run_at(fn, args, request.workers)
+            else:
+                result = await self.executor.run(fn, args)
             headers = {"X-Worker": result.worker, "X-Batch-Size": str(result.batch_size)}
             return Response(200, value=result.value, headers=headers)
         if request.local is not None:
             return Response(200, value=await request.local(), headers={"X-Worker": "local"})
         return Response(200, body=PONG)
+
+    async def _run_at(self, fn: Any, args: tuple[Any, ...], workers: tuple[str, ...]) -> Any:
+        """Run work pinned to ``workers``, with an executor that can place it (``run_at``)."""
+        run_at = getattr(self.executor, "run_at", None)
+        if run_at is None:
+            raise RuntimeError(
+                f"executor {type(self.executor).__qualname__} cannot place work on a worker "
+                "(it has no run_at); use executor.kind = 'direct' or let the scheduler choose"
+            )
+        return await run_at(fn, args, workers)
 
     async def close(self) -> None:
         """Finish what the executor has pending."""
