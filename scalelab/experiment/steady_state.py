@@ -24,8 +24,8 @@ instantaneous) to the start of the first window from which every window up to
 the next fault meets it again. **Goodput** is the rate of successful requests
 answered within ``slo.goodput_ms`` (by default the ``p99_ms`` limit, else
 ``max_ms``, else any latency); **retry amplification** is the mean of
-``attempts`` (tries that reached the executor, ``X-Attempts``) over the
-requests that made at least one. docs/results-format.md defines each figure.
+``attempts`` (``X-Attempts``: 1 plus each retry and hedge) over the
+requests that reached the executor. docs/results-format.md defines each figure.
 """
 
 from __future__ import annotations

@@ -184,3 +184,15 @@ def test_limit_sheds_over_the_adaptive_limit() -> None:
 
     assert run(burst()) == [200, 200, 503, 503, 503]
     assert outcome(layer, "shed") == 3
+
+
+def test_attempts_count_retries_and_hedges_not_a_fan_out() -> None:
+    from scalelab.service.stack import EXTRA_TRY, attempts
+
+    assert attempts(["admission", "cache"]) == 0  # answered before the executor
+    assert attempts(["router", "executor", "executor", "executor"]) == 1  # one query, 3 parts
+    assert attempts(["retry", "executor", EXTRA_TRY, "executor", EXTRA_TRY, "executor"]) == 3
+    layer = make(Retry, max_attempts=3, backoff="none", budget=False)
+    request = Request("/task/cpu")
+    run(layer(request, Script([500, 200])))
+    assert request.trail.count(EXTRA_TRY) == 1

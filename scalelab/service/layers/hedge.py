@@ -25,6 +25,7 @@ from scalelab.service.layer import Layer, LayerContext
 from scalelab.service.request import Next, Request, Response
 from scalelab.service.resilience.budget import RetryBudget
 from scalelab.service.resilience.hedging import HedgeDelay, check_hedge, make_hedge_delay
+from scalelab.service.stack import EXTRA_TRY
 
 
 class Hedge(Layer):
@@ -61,6 +62,7 @@ class Hedge(Layer):
                     if not done:
                         if self.budget.try_withdraw():
                             self.count("hedged")
+                            request.trail.append(EXTRA_TRY)
                             calls.append(asyncio.ensure_future(next(request.replace())))
                         else:
                             self.count("budget_exhausted")

@@ -27,7 +27,7 @@ from scalelab.service.resilience.retry_policy import (
     check_retry,
     retry_policy_class,
 )
-from scalelab.service.stack import failure_response
+from scalelab.service.stack import EXTRA_TRY, failure_response
 
 OPEN_HEADER = "X-Circuit"
 """The header an open breaker's fail-fast answer carries."""
@@ -89,6 +89,7 @@ class Retry(Layer):
             attempt += 1
             self.count("retried")
             current = current.replace(attempt=current.attempt + 1)
+            current.trail.append(EXTRA_TRY)
         self._budget_gauge()
         if attempt > 1:
             response.headers["X-Retries"] = str(attempt - 1)
