@@ -136,15 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("--no-browser", action="store_true")
     lab.set_defaults(func=_lab)
 
-    ex = sub.add_parser("exercises", help="list, check and release the course exercises")
-    ex_sub = ex.add_subparsers(dest="exercises_command", required=True)
-    ex_sub.add_parser("list", help="list every exercise")
-    ex_check = ex_sub.add_parser("check", help="execute a notebook and print a score table")
-    ex_check.add_argument("notebook", metavar="NOTEBOOK")
-    ex_check.add_argument("--smoke", action="store_true", help="run experiments in SMOKE mode")
-    ex_rel = ex_sub.add_parser("release", help="write the student versions of the notebooks")
-    ex_rel.add_argument("--source", default="notebooks/solutions", metavar="DIR")
-    ex_rel.add_argument("--output", default="notebooks", metavar="DIR")
+    from scalelab.exercises.cli import add_parser as add_exercises
+
+    ex = add_exercises(sub)
     ex.set_defaults(func=_exercises)
 
     from scalelab.data.cli import add_parser as add_data_parser

@@ -18,6 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullLocator
 
+from scalelab.analysis.factorial import FactorialResult
 from scalelab.analysis.frames import per_second
 from scalelab.analysis.load import Experiment, Run
 from scalelab.analysis.percentiles import (
@@ -781,3 +782,54 @@ def staleness_vs_ttl(
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper left", fontsize="small")
     return ax
+
+
+# --- design of experiments ----------------------------------------------------------------
+
+
+def factorial_effects(
+    result: FactorialResult, axes: Sequence[Axes] | None = None, unit: str = ""
+) -> Sequence[Axes]:
+    """A 2^k·r design at a glance: the allocation of variation and each effect with its interval.
+
+    Left: the share of the total variation (%) that each factor, each
+    interaction and the experimental error explain. Right: each effect's
+    estimate q (half the change from the factor's low to its high level, in
+    the response's ``unit``) with its confidence interval; an interval that
+    crosses zero marks an effect the repeats cannot tell from noise.
+    """
+    if axes is None:
+        import matplotlib.pyplot as plt
+
+        _, pair = plt.subplots(1, 2, figsize=(12.0, 0.5 * len(result.effects) + 2.5))
+        axes = list(pair)
+    left, right = axes[0], axes[1]
+    alloc = result.allocation().iloc[::-1]
+    colours = ["grey" if e == "error" else "C0" for e in alloc["effect"]]
+    left.barh(alloc["effect"], 100.0 * alloc["share"], color=colours)
+    for y, share in enumerate(alloc["share"]):
+        left.annotate(
+            f"{100 * share:.1f} %",
+            (100.0 * share, y),
+            xytext=(3, -3),
+            textcoords="offset points",
+            fontsize="small",
+        )
+    left.set_xlabel("share of the total variation (%)")
+    left.set_ylabel("effect")
+    left.set_xlim(0, 110)
+    left.set_title(f"Allocation of variation of {result.response}")
+    left.grid(True, axis="x", alpha=0.3)
+    table = result.table().iloc[::-1]
+    rows = np.arange(len(table))
+    est = table["estimate"].to_numpy(dtype=float)
+    err = np.vstack([est - table["ci_low"].to_numpy(), table["ci_high"].to_numpy() - est])
+    right.errorbar(est, rows, xerr=err, fmt="o", capsize=4)
+    right.axvline(0.0, color="grey", linestyle=":")
+    right.set_yticks(rows, table["effect"].tolist())
+    suffix = f" ({unit})" if unit else ""
+    right.set_xlabel(f"effect q{suffix}, {result.confidence:.0%} interval")
+    right.set_ylabel("effect")
+    right.set_title(f"Effects on {result.response} (r = {result.replications})")
+    right.grid(True, axis="x", alpha=0.3)
+    return axes

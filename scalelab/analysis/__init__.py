@@ -3,11 +3,13 @@
 Load with :func:`load_run` / :func:`load_experiment`; frames per request, per
 second and per run; percentiles from merged HdrHistograms (never averaged);
 Little's law, a Universal Scalability Law fit, M/M/c (Erlang C) predictions,
-bootstrap confidence intervals and A/B comparison; for caches, hit ratios,
-latency by answer, origin load, staleness and Che's approximation of LRU
-(:mod:`scalelab.analysis.caching`); what each layer of the service's stack did
-(:func:`layer_table`); for failures, faults with their spans, the steady state
-phase by phase and retry amplification (:mod:`scalelab.analysis.failure`).
+bootstrap confidence intervals and A/B comparison; 2^k·r factorial designs
+(effects, allocation of variation, intervals: :mod:`scalelab.analysis.factorial`);
+for caches, hit ratios, latency by answer, origin load, staleness and Che's
+approximation of LRU (:mod:`scalelab.analysis.caching`); what each layer of the
+service's stack did (:func:`layer_table`); for failures, faults with their
+spans, the steady state phase by phase and retry amplification
+(:mod:`scalelab.analysis.failure`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from scalelab.analysis.caching import (
     staleness,
     zipf_popularity,
 )
+from scalelab.analysis.factorial import Effect, FactorialResult, factorial_design
 from scalelab.analysis.failure import (
     attempts_per_second,
     fault_spans,
@@ -51,6 +54,7 @@ from scalelab.analysis.percentiles import (
     percentile_column,
     percentile_table,
 )
+from scalelab.analysis.prometheus import histogram_buckets
 from scalelab.analysis.queueing import (
     ErlangC,
     LittleLaw,
@@ -64,8 +68,10 @@ from scalelab.analysis.usl import USLFit, fit_usl, usl_throughput
 
 __all__ = [
     "ABResult",
+    "Effect",
     "ErlangC",
     "Experiment",
+    "FactorialResult",
     "LittleLaw",
     "MMCComparison",
     "PercentileCI",
@@ -80,11 +86,13 @@ __all__ = [
     "che_zipf_hit_ratio",
     "compare",
     "erlang_c",
+    "factorial_design",
     "fault_spans",
     "fault_table",
     "fit_usl",
     "group_percentiles",
     "histogram_arrays",
+    "histogram_buckets",
     "hit_ratio",
     "hit_ratio_over_time",
     "is_experiment_dir",

@@ -1,42 +1,51 @@
 """The live step of a code exercise: the student's component inside the running service, under load.
 
-A lab declares it on its :class:`~scalelab.exercises.code.CodeExercise`::
+A lab declares it publicly on its :class:`~scalelab.exercises.code.CodeExercise`::
 
-    live=LiveStep(field="service.executor.kind", compare_with="direct")
+    live=LiveStep(
+        field="service.executor.kind",          # where the component plugs in
+        spec="scenarios/executor_live.toml",     # the load it must carry
+        compare_with="direct",                   # the built-in it is measured against
+        outcome=ThroughputAtLeast(0.8),          # what it must reach
+    )
 
-and the check then runs a short experiment (``scenarios/quickstart.toml`` by
-default) with ``field`` set to the component's import path (``module:Class``),
-swept against the built-in ``compare_with`` when one is named, and prints the
-figures of each run. The service checks the class against its stage's
-interface when it starts, so a class that does not fit fails with the
-service's own message.
+Once the hidden tests pass, the check starts the service with ``field`` set to
+the component's import path (``module:Class``), loads it with Locust for the
+spec's few seconds (``overrides`` keep the step short), measures the built-in
+the same way, and judges the outcome. The service checks the class against
+its stage's interface when it starts, so a class that does not fit fails with
+the service's own message.
 
 The class must be importable by the service process: a class defined in a
 notebook cell is not. Write it to a module beside the notebook
-(``%%writefile my_executor.py``), import it, and check the imported class; its
-folder is put on the service's ``PYTHONPATH``.
+(``%%writefile my_executor.py``), import it, and check the imported class.
 
-The step is skipped with ``check(..., live=False)`` or ``SCALELAB_LIVE=0`` in the
-environment (``scalelab exercises check --smoke`` sets it). The service uses the
-Dask scheduler given as ``check(..., scheduler=...)`` or ``SCALELAB_SCHEDULER``,
-else a LocalCluster of its own.
+In a notebook the step runs unless ``check(..., live=False)`` or
+``SCALELAB_LIVE=0``; under grading the grader runs it itself, in its own
+process, against a baseline it measured in the same session.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import os
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from scalelab.exercises.base import Verdict
+
+if TYPE_CHECKING:
+    from scalelab.analysis.load import Run
 
 LIVE_ENV = "SCALELAB_LIVE"
 SCHEDULER_ENV = "SCALELAB_SCHEDULER"
 
-DEFAULT_FIGURES: tuple[str, ...] = ("requests", "throughput_rps", "p50_ms", "p99_ms", "error_rate")
+FIGURES: tuple[str, ...] = ("requests", "throughput_rps", "p50_ms", "p99_ms", "error_rate")
 
 
 def live_enabled(flag: bool | None) -> bool:
@@ -46,18 +55,20 @@ def live_enabled(flag: bool | None) -> bool:
     return os.environ.get(LIVE_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
-@dataclass(frozen=True)
-class LiveOutcome:
-    """What a live step found: whether the component held up, a message, and one row per run."""
-
-    ok: bool
-    message: str
-    rows: list[dict[str, Any]] = dataclasses.field(default_factory=list)
-
-
 def repo_root() -> Path:
     """The checkout holding ``scalelab/`` and ``scenarios/`` (for an editable install)."""
     return Path(__file__).resolve().parents[2]
+
+
+def find_scenarios(start: Path | None = None) -> Path | None:
+    """The ``scenarios/`` folder of the course: beside or above ``start`` (the working
+    directory), else the checkout's."""
+    here = (start or Path.cwd()).resolve()
+    for folder in [here, *here.parents]:
+        if (folder / "scenarios").is_dir():
+            return folder / "scenarios"
+    fallback = repo_root() / "scenarios"
+    return fallback if fallback.is_dir() else None
 
 
 def import_path(component: Any) -> tuple[str, Path | None]:
@@ -88,7 +99,7 @@ def import_path(component: Any) -> tuple[str, Path | None]:
 
 
 @contextlib.contextmanager
-def _on_pythonpath(folder: Path | None) -> Iterator[None]:
+def on_pythonpath(folder: Path | None) -> Iterator[None]:
     """Within the block, child processes also import from ``folder``."""
     if folder is None:
         yield
@@ -104,93 +115,192 @@ def _on_pythonpath(folder: Path | None) -> Iterator[None]:
             os.environ["PYTHONPATH"] = old
 
 
+class Outcome:
+    """What a component must reach in the live step, judged from its run and the built-in's."""
+
+    def describe(self) -> str:
+        """The rule, in words."""
+        raise NotImplementedError
+
+    def judge(self, mine: Run, baseline: Run | None, step: LiveStep) -> Verdict:
+        """Whether ``mine`` reached the outcome."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class ThroughputAtLeast(Outcome):
+    """Throughput of at least ``share`` of the built-in's, measured in the same session."""
+
+    share: float
+
+    def describe(self) -> str:
+        return f"at least {self.share:.0%} of the built-in's throughput"
+
+    def judge(self, mine: Run, baseline: Run | None, step: LiveStep) -> Verdict:
+        if baseline is None:
+            return Verdict(False, "the built-in was not measured, so the live step cannot judge")
+        x_mine = float(mine.summary.get("throughput_rps") or 0.0)
+        x_base = float(baseline.summary.get("throughput_rps") or 0.0)
+        ratio = x_mine / x_base if x_base > 0 else math.nan
+        text = (
+            f"in the service it served {x_mine:.0f} requests/s against {x_base:.0f} for the "
+            f"built-in {step.compare_with} ({ratio:.0%})"
+        )
+        if not ratio >= self.share:
+            return Verdict(
+                False,
+                f"{text}; it must reach {self.share:.0%}: what in your code makes requests "
+                "wait for each other?",
+            )
+        return Verdict(True, f"{text}.")
+
+
+@dataclass(frozen=True)
+class HitRatioAbove(Outcome):
+    """A hit ratio at least ``margin`` above the built-in policy's on the same load."""
+
+    margin: float
+
+    def describe(self) -> str:
+        return f"a hit ratio at least {self.margin:.2f} above the built-in's"
+
+    def judge(self, mine: Run, baseline: Run | None, step: LiveStep) -> Verdict:
+        from scalelab.analysis.caching import hit_ratio
+
+        if baseline is None:
+            return Verdict(False, "the built-in was not measured, so the live step cannot judge")
+        h_mine, h_base = hit_ratio(mine), hit_ratio(baseline)
+        text = (
+            f"in the service your policy hit {h_mine:.1%} of reads, the built-in "
+            f"{step.compare_with} {h_base:.1%}"
+        )
+        if not h_mine >= h_base + self.margin:
+            return Verdict(False, f"{text}; it must beat it by {self.margin:.0%} on this load")
+        return Verdict(True, f"{text}.")
+
+
 @dataclass(frozen=True)
 class LiveStep:
     """Plug a component into the service by ``field`` and load it with ``spec`` for a short run.
 
-    ``overrides`` are spec overrides (``{"duration_s": 5}``) applied to every
-    run; ``compare_with`` a built-in value of ``field`` run alongside for
-    comparison; ``max_error_rate`` the share of failed requests above which the
-    component fails the check.
+    ``overrides`` shorten or reshape the spec (the bounded form: seconds);
+    ``compare_with`` is the built-in value of ``field`` measured alongside;
+    ``outcome`` what the component must reach; ``max_error_rate`` the share of
+    failed requests above which it fails whatever else it reached.
     """
 
     field: str
-    spec: str = "scenarios/quickstart.toml"
-    overrides: Mapping[str, Any] = dataclasses.field(default_factory=lambda: {"duration_s": 5.0})
-    compare_with: str | None = None
-    figures: tuple[str, ...] = DEFAULT_FIGURES
+    spec: str
+    compare_with: str
+    outcome: Outcome
+    overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     max_error_rate: float = 0.01
 
-    def spec_path(self) -> Path:
-        """The spec, relative to the working directory or else to the checkout."""
+    def describe(self) -> str:
+        """What the live step does and requires, in a sentence."""
+        return (
+            f"plugged into the service as {self.field} under {Path(self.spec).name}, "
+            f"it must reach {self.outcome.describe()} ({self.compare_with})"
+        )
+
+    def spec_path(self, scenarios: Path | None = None) -> Path:
+        """The spec: under ``scenarios`` when given, else found from the working directory."""
         path = Path(self.spec)
-        if path.is_absolute() or path.exists():
+        if path.is_absolute():
             return path
+        folder = scenarios or find_scenarios()
+        name = path.name if path.parts[0] == "scenarios" else str(path)
+        if folder is not None and (folder / name).is_file():
+            return folder / name
         return repo_root() / path
 
-    def run(self, component: Any, context: Mapping[str, Any]) -> LiveOutcome:
-        """Run the experiment with ``component`` in place and judge and show its figures."""
+    def measure(
+        self,
+        values: list[str],
+        *,
+        folder: Path | None,
+        out: str | Path,
+        scheduler: str | None,
+        scenarios: Path | None = None,
+    ) -> dict[str, Run]:
+        """Run the spec once per value of ``field``, interleaved; each value's run, loaded."""
+        from scalelab import run_experiment
+        from scalelab.analysis import load_experiment
+
+        overrides = {**self.overrides, "repeats": 1, "sweep": {self.field: values}}
+        with on_pythonpath(folder):
+            result = run_experiment(
+                str(self.spec_path(scenarios)),
+                overrides=overrides,
+                out=out,
+                progress=False,
+                report=False,
+                scheduler=scheduler,
+            )
+        runs: dict[str, Run] = {}
+        for run in load_experiment(result.path).runs:
+            runs[str(run.params.get(self.field, ""))] = run
+        return runs
+
+    def judge(self, mine: Run | None, baseline: Run | None) -> Verdict:
+        """The outcome of the component's run, with one figure row per run."""
+        rows = [figures_row("yours", mine)] if mine is not None else []
+        if baseline is not None:
+            rows.append(figures_row(self.compare_with, baseline))
+        if mine is None:
+            return Verdict(False, "the live run of your component recorded nothing", rows)
+        if mine.status != "ok":
+            error = str(mine.info.get("error") or "")
+            return Verdict(
+                False,
+                f"the live run ended {mine.status!r}"
+                + (f": {error}" if error else "")
+                + f" (its logs: {mine.path / 'service.log'})",
+                rows,
+            )
+        if len(mine.measured_requests) == 0:
+            return Verdict(
+                False,
+                "the live run recorded no answered request: does run() return, and soon? "
+                f"(its logs: {mine.path / 'service.log'})",
+                rows,
+            )
+        error_rate = float(mine.summary.get("error_rate") or 0.0)
+        if error_rate > self.max_error_rate:
+            return Verdict(
+                False,
+                f"{error_rate:.1%} of requests failed with your component in the service "
+                f"(at most {self.max_error_rate:.0%} allowed; its logs: "
+                f"{mine.path / 'service.log'})",
+                rows,
+            )
+        verdict = self.outcome.judge(mine, baseline, self)
+        verdict.figures = rows
+        return verdict
+
+    def run_here(self, component: Any, context: Mapping[str, Any]) -> Verdict:
+        """The live step from a notebook: the component and the built-in, interleaved, now."""
         try:
             path, folder = import_path(component)
         except ValueError as exc:
-            return LiveOutcome(False, str(exc))
-        from scalelab import run_experiment  # heavy; only when a live step runs
-
-        values = [path] + ([self.compare_with] if self.compare_with else [])
-        overrides = {**self.overrides, "repeats": 1, "sweep": {self.field: values}}
+            return Verdict(False, str(exc))
         scheduler = context.get("scheduler") or os.environ.get(SCHEDULER_ENV) or None
         out = context.get("out") or "results"
         print(f"live: running {path} in the service ({self.field}) under load...", flush=True)
         try:
-            with _on_pythonpath(folder):
-                result = run_experiment(
-                    str(self.spec_path()),
-                    overrides=overrides,
-                    out=out,
-                    progress=False,
-                    report=False,
-                    scheduler=scheduler,
-                )
+            runs = self.measure(
+                [path, self.compare_with], folder=folder, out=out, scheduler=scheduler
+            )
         except Exception as exc:  # noqa: BLE001 - the service's refusal is the feedback
-            return LiveOutcome(False, f"the service could not run it: {exc}")
-        rows = []
-        errors: dict[str, str] = {}
-        for run in result.runs:
-            summary = dict(run.summary)
-            params = dict(getattr(run, "params", None) or summary.get("params") or {})
-            value = params.get(self.field, params.get(self.field.rsplit(".", 1)[-1], path))
-            label = "yours" if value == path else str(value)
-            errors[label] = str(getattr(run, "error", None) or "")
-            rows.append(
-                {
-                    "component": label,
-                    "status": getattr(run, "status", None) or summary.get("status", "ok"),
-                }
-                | {k: summary.get(k) for k in self.figures}
-            )
-        print(format_rows(rows))
-        mine = [r for r in rows if r["component"] == "yours"]
-        if not mine:
-            return LiveOutcome(False, "the live run of your component recorded nothing", rows)
-        row = mine[0]
-        if row["status"] != "ok":
-            why = f": {errors['yours']}" if errors.get("yours") else ""
-            return LiveOutcome(
-                False,
-                f"the live run ended {row['status']!r}{why} (see {result.path})",
-                rows,
-            )
-        error_rate = float(row.get("error_rate") or 0.0)
-        if error_rate > self.max_error_rate:
-            return LiveOutcome(
-                False,
-                f"{error_rate:.1%} of requests failed with your component in the service "
-                f"(at most {self.max_error_rate:.0%} allowed); see {result.path}",
-                rows,
-            )
-        return LiveOutcome(
-            True, f"it served the live load (figures above; results in {result.path}).", rows
-        )
+            return Verdict(False, f"the service could not run it: {exc}")
+        verdict = self.judge(runs.get(path), runs.get(self.compare_with))
+        print(format_rows(verdict.figures))
+        return verdict
+
+
+def figures_row(label: str, run: Run) -> dict[str, Any]:
+    """One row of the live step's table: the component and its run's figures."""
+    return {"component": label, "status": run.status} | {k: run.summary.get(k) for k in FIGURES}
 
 
 def format_rows(rows: list[dict[str, Any]]) -> str:

@@ -1,60 +1,68 @@
-"""Free-text reflections: recorded to a local answers file, not graded.
+"""Free-text reflections: recorded for an instructor to mark, never passed automatically.
 
-A reflection fails only when it is blank. The text is appended, with its
-exercise id and time, to ``scalelab-answers.jsonl`` in the working directory
-(or the file named by ``SCALELAB_ANSWERS``), which the teacher collects with the
-notebook.
+A lab has at most one. Its public check asks only for enough words; its status
+is then "needs review", and the gradebook leaves its points to the instructor
+(``instructor_points``, merged back with ``scalelab exercises merge-marks``).
+The hidden part holds a model answer and what a good answer names, for the
+instructor's review.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import time
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from scalelab.exercises.base import Context, Exercise
-from scalelab.exercises.result import CheckResult
+from scalelab.exercises.base import AnswerError, Exercise, Hidden, Verdict
 
-ANSWERS_ENV = "SCALELAB_ANSWERS"
-DEFAULT_ANSWERS = "scalelab-answers.jsonl"
+if TYPE_CHECKING:
+    from scalelab.exercises.context import Context
 
 
-def answers_path() -> Path:
-    """Where reflections are recorded."""
-    return Path(os.environ.get(ANSWERS_ENV) or DEFAULT_ANSWERS)
+@dataclass
+class ReflectionHidden(Hidden):
+    """A model answer and the points a good answer makes (shown to the instructor only)."""
+
+    model_answer: str = ""
+    rubric: Sequence[str] = ()
 
 
 class ReflectionExercise(Exercise):
-    """A free-text answer; recorded, never graded (blank is the only way to fail)."""
+    """Free text of at least ``min_words`` words; an instructor marks it."""
 
     kind = "reflection"
+    hidden_type = ReflectionHidden
 
     def __init__(
         self,
         id: str,
         prompt: str,
-        solution: str,
         *,
+        points: float,
+        min_words: int = 20,
         hint: str = "",
-        example_context: Callable[[], dict[str, Any]] | None = None,
+        usage: str = "",
     ) -> None:
-        super().__init__(id, prompt, hint, example_context)
-        self.solution = solution
+        super().__init__(id, prompt, points=points, hint=hint, usage=usage)
+        self.min_words = min_words
 
-    def solution_for(self, context: Context) -> str:
-        return self.solution
-
-    def judge(self, answer: Any, context: Context, live: bool = False) -> CheckResult:
+    def public_check(self, answer: Any, context: Context) -> str:
         if not isinstance(answer, str):
-            return self.result(
-                "fail", f"write your reflection as text (a string), not {type(answer).__name__}."
+            raise AnswerError(
+                f"write your reflection as text (a string), not {type(answer).__name__}"
             )
-        record = {"id": self.id, "time": time.time(), "text": answer.strip()}
-        path = answers_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
-        return self.result("pass", f"recorded in {path.name} (not graded; discuss it in class).")
+        words = len(answer.split())
+        if words < self.min_words:
+            raise AnswerError(
+                f"{words} words is too short to explain anything; write two or three sentences "
+                f"(at least {self.min_words} words) saying what you saw and why"
+            )
+        return answer.strip()
+
+    def grade(self, answer: Any, context: Context) -> Verdict:
+        return Verdict(False, "recorded for your instructor to mark.")
+
+    def reference(self, context: Context) -> Any:
+        hidden = self.require_hidden()
+        assert isinstance(hidden, ReflectionHidden)
+        return hidden.model_answer

@@ -1,6 +1,6 @@
-"""Student versions of the lab notebooks, written from the solution notebooks.
+"""Student versions of the lab notebooks, and the student bundle, written from the solutions.
 
-One source per lab: ``notebooks/solutions/NN_topic.ipynb``. In code cells
+One source per lab: ``instructor/notebooks/NN_topic.ipynb``. In code cells
 tagged ``answer``, the lines between ``# BEGIN SOLUTION`` and ``# END SOLUTION``
 are replaced by a blank at the same indentation:
 
@@ -159,12 +159,92 @@ def release(source_dir: str | Path, output_dir: str | Path) -> list[Path]:
     if not src.is_dir():
         raise ExerciseError(
             f"{src}: solution notebooks folder not found; pass --source DIR "
-            "(notebooks/solutions by default)"
+            "(instructor/notebooks by default)"
         )
     notebooks = sorted(src.glob("*.ipynb"))
     if not notebooks:
         raise ExerciseError(f"{src}: no .ipynb files to release")
     out = Path(output_dir)
     if out.resolve() == src.resolve():
-        raise ExerciseError(f"--output {out} is the source folder; the solutions would be lost")
+        raise ExerciseError(f"{out} is the source folder; the solutions would be lost")
     return [release_notebook(nb, out / nb.name) for nb in notebooks]
+
+
+BUNDLE_README = """# {title}
+
+The student bundle of the course: the lab notebooks, the experiment specs
+they run, and this list of exercises. Install scalelab (`pip install
+scalelab`), then open the notebooks:
+
+```bash
+jupyter lab notebooks/
+```
+
+Each exercise ends in a `check(...)` (or a `predict(...)` before a run and a
+`check(...)` after it). In this copy a check tells you when an answer is
+malformed (the wrong kind of value, a run of the wrong experiment...) and
+otherwise records it: your instructor's grader executes your notebook itself,
+with numbers of its own, and judges every answer against the runs it watched
+your notebook make. Hand in the notebooks, nothing else.
+
+| exercise | kind | points | what it asks |
+| --- | --- | --- | --- |
+{rows}
+"""
+
+
+def _solution_lines(source_dir: Path) -> list[str]:
+    """Every line of every solution block of the solution notebooks (long enough to be telling)."""
+    import nbformat
+
+    lines: list[str] = []
+    for path in sorted(source_dir.glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:
+            inside = False
+            for line in cell.source.splitlines():
+                if MARKER.search(line):
+                    inside = "BEGIN" in line
+                    continue
+                text = line.strip()
+                if inside and len(text) >= 12 and not text.startswith("#"):
+                    lines.append(text)
+    return lines
+
+
+def write_bundle(
+    to: str | Path, source_dir: str | Path, scenarios: str | Path, title: str = "scalelab labs"
+) -> list[Path]:
+    """The student bundle in ``to``: released notebooks, the specs, a README listing the exercises.
+
+    Refuses a destination inside the instructor's tree, and checks that no line
+    of any solution block survived into what it wrote.
+    """
+    from scalelab.exercises.registry import all_exercises
+
+    dest = Path(to).resolve()
+    src = Path(source_dir).resolve()
+    if dest == src.parent or dest.is_relative_to(src) or dest.is_relative_to(src.parent):
+        raise ExerciseError(
+            f"--to {to}: the bundle must not go inside the instructor's tree ({src.parent})"
+        )
+    written = release(src, dest / "notebooks")
+    spec_dir = Path(scenarios)
+    if not spec_dir.is_dir():
+        raise ExerciseError(f"{spec_dir}: scenarios folder not found; pass --scenarios DIR")
+    for path in sorted(spec_dir.iterdir()):
+        if path.suffix in (".toml", ".py") and path.is_file():
+            target = dest / "scenarios" / path.name
+            write_text(target, path.read_text())
+            written.append(target)
+    rows = "\n".join(f"| `{e.id}` | {e.kind} | {e.points:g} | {e.title} |" for e in all_exercises())
+    readme = dest / "README.md"
+    write_text(readme, BUNDLE_README.format(title=title, rows=rows))
+    written.append(readme)
+    solutions = _solution_lines(src)
+    for path in written:
+        text = path.read_text()
+        leaked = next((line for line in solutions if line in text), None)
+        if leaked is not None:
+            raise ExerciseError(f"{path} would carry a solution line: {leaked!r}")
+    return written

@@ -1,13 +1,25 @@
-"""The outcome of one check: what a student sees, and what a score table records."""
+"""The outcome of one check: what a student sees, and what the gradebook records."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Status = Literal["pass", "fail", "not answered"]
+Status = Literal["pass", "fail", "not answered", "recorded", "needs review"]
+"""What :func:`~scalelab.exercises.check` can say.
 
-_MARKS: dict[str, str] = {"pass": "✔", "fail": "✘", "not answered": "…"}
+``recorded``: the answer has the right form and is kept, but its hidden check
+is not installed here (a student's copy): the grader decides. ``needs review``:
+a reflection, which an instructor marks.
+"""
+
+_MARKS: dict[str, str] = {
+    "pass": "✔",
+    "fail": "✘",
+    "not answered": "…",
+    "recorded": "✎",
+    "needs review": "✎",
+}
 
 
 @dataclass
@@ -34,7 +46,7 @@ class CheckResult:
         return self.passed
 
     def __str__(self) -> str:
-        return f"{_MARKS[self.status]} {self.exercise_id}: {self.message}"
+        return f"{_MARKS.get(self.status, '?')} {self.exercise_id}: {self.message}"
 
     def show(self) -> None:
         """Print the verdict, remembering the notebook cell it was printed in."""

@@ -88,6 +88,10 @@ class Recorder:
         load_args.add_arguments(parser)
 
     def _on_init(self, environment: Any, runner: Any = None, **_: Any) -> None:
+        # Locust times --run-time with a gevent timer, which counts from the loop's cached
+        # clock; after a slow start (imports on a busy machine) that clock is seconds old and
+        # the run ends early, by up to its whole length. Bring the clock up to date first.
+        gevent.get_hub().loop.update_now()
         self.environment = environment
         self.options = LoadOptions.from_namespace(environment.parsed_options)
         if isinstance(runner, MasterRunner):

@@ -1,4 +1,4 @@
-"""Fixtures for the exercises tests: answers and check logs kept in a temporary folder."""
+"""Fixtures for the exercises tests: no grading channel, seed or live step leaks in from outside."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 
 @pytest.fixture(autouse=True)
-def _answers_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Reflections are recorded under tmp_path, never in the checkout."""
-    monkeypatch.setenv("SCALELAB_ANSWERS", str(tmp_path / "answers.jsonl"))
-    monkeypatch.delenv("SCALELAB_CHECK_LOG", raising=False)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Checks here run as in an instructor's checkout: hidden parts on, nothing sent to a grader."""
+    for name in ("SCALELAB_ANSWER_CHANNEL", "SCALELAB_EXERCISE_SEED"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("SCALELAB_LIVE", "0")
     yield

@@ -60,6 +60,20 @@ def _run_dirs(exp: Path) -> list[Path]:
     return sorted(p for p in exp.iterdir() if p.is_dir())
 
 
+def _run_time(log: Path) -> tuple[float, float, float]:
+    """When Locust set its run time, that run time (s), and when it said the time was up."""
+    from datetime import datetime
+
+    def at(line: str) -> float:
+        return datetime.strptime(line[1:24], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+
+    lines = log.read_text().splitlines()
+    set_line = next(x for x in lines if "Run time limit set to" in x)
+    end_line = next(x for x in lines if "run-time limit reached" in x)
+    seconds = float(set_line.split("Run time limit set to ")[1].split()[0])
+    return at(set_line), seconds, at(end_line)
+
+
 def test_bad_spec_starts_nothing(tmp_path: Path) -> None:
     before = {p.pid for p in descendants(os.getpid())}
     with pytest.raises(SpecError, match="load.userz"):
@@ -108,6 +122,8 @@ def test_sweep_writes_the_full_layout(
             assert (run.path / name).is_file(), f"{run.run_id}: {name} missing"
         record = json.loads((run.path / "run.json").read_text())
         assert record["status"] == "ok" and record["params"] == {"service.executor.kind": kind}
+        set_at, ran_s, ended_at = _run_time(run.path / "locust" / "locust.log")
+        assert ended_at - set_at >= ran_s - 0.1, "Locust ended the run before its --run-time"
         assert record["versions"]["locust"] and record["host"]["cpus"]
         assert record["scheduler"].startswith("tcp://")
 

@@ -4,6 +4,7 @@ scenarios/caching.py. One service is shared; each test sets the cache it needs a
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,13 +26,21 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
+PLUGINS = Path(__file__).parent / "plugin_modules"
+
+
 @pytest.fixture(scope="module")
 def service() -> Iterator[ServiceProcess]:
     config = ServiceConfig.model_validate(
         {"cluster": {"workers": 1, "threads_per_worker": 2}, "cache": {"policy": "lru"}}
     )
-    with start_service(config) as svc:
-        yield svc
+    with pytest.MonkeyPatch.context() as mp:  # the service can import the test's own plugins
+        mp.setenv(
+            "PYTHONPATH",
+            os.pathsep.join(filter(None, [str(PLUGINS), os.environ.get("PYTHONPATH")])),
+        )
+        with start_service(config) as svc:
+            yield svc
 
 
 def set_cache(service: ServiceProcess, **cache: Any) -> None:
@@ -126,7 +135,7 @@ def test_dask_strategy_reuses_deterministic_keys(service: ServiceProcess) -> Non
 def test_a_plugged_policy_runs_in_the_service_and_a_bad_one_is_refused(
     service: ServiceProcess,
 ) -> None:
-    set_cache(service, policy="scalelab.exercises.lab02:SolutionMRU", size=3)
+    set_cache(service, policy="mru_policy:MRU", size=3)
     with httpx.Client(base_url=service.url, timeout=30) as c:
         for _ in range(2):
             hits = [c.get(f"/task/key/s{i}").headers["x-cache"] for i in range(5)]
