@@ -984,6 +984,138 @@ def bench_stampede(opts: Options) -> list[Figure]:
     ]
 
 
+# --- failure handling (set-ups in benchmarks/failure.py) ------------------------------------
+
+
+def _or_nan(value: float | None) -> float:
+    return float("nan") if value is None else float(value)
+
+
+@benchmark("recovery")
+def bench_recovery(opts: Options) -> list[Figure]:
+    """Time to recover after a SIGKILLed worker: without its nanny, and with it restarting it."""
+    import failure
+
+    got = [failure.recovery(opts.seconds) for _ in range(opts.repeats)]
+    detected = ", ".join(f"{g['no_nanny_detect']}/{g['nanny_detect']}" for g in got)
+    return [
+        Figure(
+            "time to recover after a kill, no nanny vs nanny",
+            "s",
+            [_or_nan(g["no_nanny"]) for g in got],
+            [_or_nan(g["nanny"]) for g in got],
+            note=f"detected after {detected} s; nan: never recovered",
+        )
+    ]
+
+
+@benchmark("hedging")
+def bench_hedging(opts: Options) -> list[Figure]:
+    """Hedging after the running p95 on a bimodal slow worker: p99, p99.9, extra requests."""
+    import failure
+
+    got = [failure.hedging(opts.seconds) for _ in range(opts.repeats)]
+    return [
+        Figure(
+            "p99, hedged vs plain",
+            "ms",
+            [g["hedged_p99"] for g in got],
+            [g["plain_p99"] for g in got],
+        ),
+        Figure(
+            "p99.9, hedged vs plain",
+            "ms",
+            [g["hedged_p999"] for g in got],
+            [g["plain_p999"] for g in got],
+        ),
+        Figure(
+            "extra requests hedging cost",
+            "share",
+            [g["hedged_extra"] - g["plain_extra"] for g in got],
+            target=at_most(0.10),
+            note="The Tail at Scale: 2 %",
+            digits=3,
+        ),
+    ]
+
+
+@benchmark("amplification")
+def bench_amplification(opts: Options) -> list[Figure]:
+    """Attempts per request while every call fails: with a 10 % retry budget, and without."""
+    import failure
+
+    got = [failure.amplification(opts.seconds) for _ in range(opts.repeats)]
+    return [
+        Figure(
+            "attempts per request with a budget",
+            "attempts",
+            [g["budget"] for g in got],
+            target=at_most(1.1),
+            digits=2,
+        ),
+        Figure(
+            "attempts per request without one", "attempts", [g["no_budget"] for g in got], digits=2
+        ),
+    ]
+
+
+@benchmark("shedding")
+def bench_shedding(opts: Options) -> list[Figure]:
+    """p99 of the requests admitted at 3x capacity, with load shedding and without."""
+    import failure
+
+    got = [failure.shedding(opts.seconds) for _ in range(opts.repeats)]
+    slo = got[0]["slo_ms"]
+    shed = ", ".join(f"{g['shedding_shed']:.0%}" for g in got)
+    intended = ", ".join(f"{g['shedding_p99_intended']:.0f}" for g in got)
+    return [
+        Figure(
+            "admitted p99 with shedding",
+            "ms",
+            [g["shedding_p99"] for g in got],
+            target=at_most(slo),
+            note=f"SLO {slo:g} ms; {shed} shed; from the intended start {intended} ms",
+        ),
+        Figure("admitted p99 without shedding", "ms", [g["unprotected_p99"] for g in got]),
+    ]
+
+
+@benchmark("dask_defences")
+def bench_dask_defences(opts: Options) -> list[Figure]:
+    """Dask's own defences without the service's: task retries, and recomputing lost tasks."""
+    import failure
+
+    got = [failure.dask_defences(opts.seconds) for _ in range(opts.repeats)]
+    return [
+        Figure(
+            "error rate at 20 % failing tasks, retries=2 vs 0",
+            "share",
+            [g["retries2_errors"] for g in got],
+            [g["retries0_errors"] for g in got],
+            digits=3,
+        ),
+        Figure(
+            "p99 at 20 % failing tasks, retries=2 vs 0",
+            "ms",
+            [g["retries2_p99"] for g in got],
+            [g["retries0_p99"] for g in got],
+        ),
+        Figure(
+            "errors after a kill, allowed_failures=3 vs 0",
+            "requests",
+            [g["failures3_errors"] for g in got],
+            [g["failures0_errors"] for g in got],
+            digits=0,
+        ),
+        Figure(
+            "slowest request after a kill, allowed_failures=3 vs 0",
+            "ms",
+            [g["failures3_max"] for g in got],
+            [g["failures0_max"] for g in got],
+        ),
+    ]
+
+
 from benchmarks.partitioning import BENCHMARKS as PARTITIONING  # noqa: E402
 
 BENCHMARKS.update(PARTITIONING)  # pruning, keys_moved, hot_split, index

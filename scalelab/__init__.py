@@ -35,6 +35,11 @@ _EXPORTS: dict[str, str] = {
     "Executor": "scalelab.service.executors",
     "TaskResult": "scalelab.service.executors",
     "EvictionPolicy": "scalelab.service.cache_policies",
+    "RetryPolicy": "scalelab.service.resilience",
+    "Backoff": "scalelab.service.resilience",
+    "CircuitBreaker": "scalelab.service.resilience",
+    "HedgeDelay": "scalelab.service.resilience",
+    "ConcurrencyLimit": "scalelab.service.resilience",
     "Partitioner": "scalelab.data.partitioners",
     "HashRing": "scalelab.data.ring",
 }
@@ -59,6 +64,13 @@ if TYPE_CHECKING:
     from scalelab.service.executors import Executor, TaskResult
     from scalelab.service.layer import Layer
     from scalelab.service.request import Request, Response
+    from scalelab.service.resilience import (
+        Backoff,
+        CircuitBreaker,
+        ConcurrencyLimit,
+        HedgeDelay,
+        RetryPolicy,
+    )
 
 
 def __getattr__(name: str) -> Any:

@@ -1,4 +1,5 @@
-"""The ``scalelab`` command: serve, run, report, logs, prometheus, lab, exercises and data.
+"""The ``scalelab`` command: serve, run, report, logs, prometheus, lab, exercises, data,
+fault and proxy.
 
 Each subcommand imports its machinery only when it runs, so that ``scalelab
 --help`` is fast and no command pulls in more than it needs. Errors a user can
@@ -144,6 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_data_parser(sub)
     sub.choices["data"].set_defaults(func=_data)
+
+    from scalelab.chaos.cli import add_parsers
+
+    add_parsers(sub)
     return parser
 
 

@@ -22,6 +22,14 @@ from pydantic import (
 
 from scalelab.data.config import RouterConfig
 from scalelab.errors import ConfigError
+from scalelab.failure_config import (
+    BreakerConfig,
+    ChaosConfig,
+    HedgeConfig,
+    LimitConfig,
+    RetryConfig,
+    TimeoutConfig,
+)
 from scalelab.validation import describe_validation_error
 
 
@@ -46,6 +54,13 @@ class ClusterConfig(Section):
         default=True,
         description="Fetch results and call actors on the workers directly, not through the "
         "scheduler (set false when only the scheduler is reachable from the service).",
+    )
+    allowed_failures: int = Field(
+        default=3,
+        ge=0,
+        le=100,
+        description="LocalCluster: workers a task may see die before it fails with "
+        "KilledWorker (Dask's distributed.scheduler.allowed-failures).",
     )
 
     @field_validator("scheduler")
@@ -95,6 +110,13 @@ class ExecutorConfig(Section):
     params: dict[str, Any] = Field(
         default_factory=dict,
         description="Parameters of a user executor, checked against its Params model.",
+    )
+    retries: int = Field(
+        default=0,
+        ge=0,
+        le=100,
+        description="direct and batched: Dask re-runs a task that raised this many times "
+        "(client.submit(..., retries=N)).",
     )
 
     @field_validator("kind")
@@ -242,7 +264,17 @@ class OriginConfig(Section):
     )
 
 
-BUILTIN_LAYERS: tuple[str, ...] = ("admission", "faults", "cache", "router")
+BUILTIN_LAYERS: tuple[str, ...] = (
+    "admission",
+    "faults",
+    "cache",
+    "timeout",
+    "retry",
+    "breaker",
+    "hedge",
+    "limit",
+    "router",
+)
 """Layers the service knows by name; each takes its parameters from the section of that name."""
 
 DEFAULT_STACK: tuple[str, ...] = ("admission", "faults", "cache")
@@ -301,6 +333,12 @@ class ServiceConfig(Section):
     faults: FaultsConfig = Field(default_factory=FaultsConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
     origin: OriginConfig = Field(default_factory=OriginConfig)
+    timeout: TimeoutConfig = Field(default_factory=TimeoutConfig)
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+    breaker: BreakerConfig = Field(default_factory=BreakerConfig)
+    hedge: HedgeConfig = Field(default_factory=HedgeConfig)
+    limit: LimitConfig = Field(default_factory=LimitConfig)
+    chaos: ChaosConfig = Field(default_factory=ChaosConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     router: RouterConfig = Field(
         default_factory=RouterConfig,

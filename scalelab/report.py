@@ -35,6 +35,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from scalelab import plots
+from scalelab.analysis.failure import steady_state_html
 from scalelab.analysis.frames import per_second
 from scalelab.analysis.load import (
     Experiment,
@@ -638,7 +639,8 @@ def run_report_html(run: Run, base: Path | None = None) -> str:
         mmc = _mmc_sentence(run)
         if mmc:
             body.append(f'<p class="note">{html.escape(mmc)}</p>')
-    body += [_errors_html(run), _little_html(run), _partitioning_html(run), _events_html(run)]
+    body += [_errors_html(run), steady_state_html(run.summary), _little_html(run)]
+    body += [_partitioning_html(run), _events_html(run)]
     return _page(f"scalelab run {run.run_id}", body)
 
 
@@ -729,6 +731,7 @@ def experiment_report_html(exp: Experiment, base: Path | None = None) -> str:
                 "RUN_DIR</code>).</p>"
             )
         body += [_run_card(r, base) for r in cards]
+    body += [steady_state_html(r.summary, f"Steady state of {r.run_id}") for r in exp.runs]
     failed = [r for r in exp.runs if r.status != "ok"]
     if failed:
         body.append("<h2>Runs that did not finish</h2>")

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+import scalelab
 from scalelab.cli import build_parser
 
 PUBLIC_MODULES = ("scalelab", "scalelab.loadgen", "scalelab.analysis")
@@ -88,6 +89,11 @@ def test_every_exported_name_resolves_is_documented_and_none_is_missing(
         assert set(found["lazy"]) == set(exported) - {"__version__"}
 
 
+def test_the_policies_a_student_replaces_are_public() -> None:
+    for name in ("RetryPolicy", "Backoff", "CircuitBreaker", "HedgeDelay", "ConcurrencyLimit"):
+        assert getattr(scalelab, name).__module__ == "scalelab.service.resilience"
+
+
 def test_importing_scalelab_is_lazy() -> None:
     code = (
         "import sys, scalelab, scalelab.config, scalelab.hdr; "
@@ -103,4 +109,6 @@ def test_cli_parses_every_subcommand() -> None:
     args = parser.parse_args(["run", "x.toml", "--set", "a=1", "--set", "b=2"])
     assert args.overrides == ["a=1", "b=2"]
     assert parser.parse_args(["exercises", "list"]).exercises_command == "list"
+    fault = parser.parse_args(["fault", "start", "worker_kill", "worker=0", "--for", "2"])
+    assert (fault.kind, fault.params, fault.duration) == ("worker_kill", ["worker=0"], 2.0)
     assert parser.parse_args(["prometheus", "results/x/latest/000-r0"]).port is None

@@ -7,7 +7,9 @@ bootstrap confidence intervals and A/B comparison; 2^k·r factorial designs
 (effects, allocation of variation, intervals: :mod:`scalelab.analysis.factorial`);
 for caches, hit ratios, latency by answer, origin load, staleness and Che's
 approximation of LRU (:mod:`scalelab.analysis.caching`); what each layer of the
-service's stack did (:func:`layer_table`).
+service's stack did (:func:`layer_table`); for failures, faults with their
+spans, the steady state phase by phase and retry amplification
+(:mod:`scalelab.analysis.failure`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,12 @@ from scalelab.analysis.caching import (
     zipf_popularity,
 )
 from scalelab.analysis.factorial import Effect, FactorialResult, factorial_design
+from scalelab.analysis.failure import (
+    attempts_per_second,
+    fault_spans,
+    fault_table,
+    phase_table,
+)
 from scalelab.analysis.frames import per_second, requests_frame, runs_frame
 from scalelab.analysis.layers import layer_counters, layer_table
 from scalelab.analysis.load import (
@@ -70,6 +78,7 @@ __all__ = [
     "Run",
     "Staleness",
     "USLFit",
+    "attempts_per_second",
     "bootstrap_percentile_ci",
     "caching_table",
     "che_characteristic_time",
@@ -78,6 +87,8 @@ __all__ = [
     "compare",
     "erlang_c",
     "factorial_design",
+    "fault_spans",
+    "fault_table",
     "fit_usl",
     "group_percentiles",
     "histogram_arrays",
@@ -98,6 +109,7 @@ __all__ = [
     "per_second",
     "percentile_column",
     "percentile_table",
+    "phase_table",
     "predicted_hit_ratio",
     "requests_frame",
     "runs_frame",

@@ -79,7 +79,9 @@ def _print_outcome(result: ExperimentResult) -> None:
 
 
 def run_from_args(args: argparse.Namespace) -> int:
-    """Run ``args.spec``; exit 0 when every run is ok, 1 when any failed, 130 when interrupted."""
+    """Run ``args.spec``; exit 0 when every run is ok and held its ``[slo]``, 1 when a run
+    failed or its steady-state hypothesis did not hold (the phase is named), 130 when
+    interrupted."""
     try:
         with terminate_on_sigterm():
             result = run_experiment(
@@ -94,4 +96,38 @@ def run_from_args(args: argparse.Namespace) -> int:
         print("interrupted: children ended, measured files kept", file=sys.stderr)
         return 130
     _print_outcome(result)
-    return 0 if result.status == "ok" else 1
+    broken = steady_state_failures(result)
+    for line in broken:
+        print(f"slo:     {line}", file=sys.stderr)
+    return 0 if result.status == "ok" and not broken else 1
+
+
+def steady_state_failures(result: ExperimentResult) -> list[str]:
+    """One line per run whose ``[slo]`` hypothesis failed, naming the phase and the limits."""
+    lines = []
+    for run in result.runs:
+        s = run.summary
+        if s.get("slo_pass") is not False:
+            continue
+        phase = s.get("slo_failed_phase")
+        rows = {r["phase"]: r for r in s.get("slo_phases") or []}
+        if phase and phase in rows:
+            failed = ", ".join(
+                f"{name} {_fmt(rows[phase].get(_figure(name)), 3)} (limit "
+                f"{s['slo'][name]['limit']:g})"
+                for name in rows[phase]["failed"]
+            )
+        else:
+            failing = [n for n, v in (s.get("slo") or {}).items() if not v.get("pass")]
+            phase = "/".join(
+                w
+                for w in ("before", "during", "after", "overall")
+                if any(w in (s["slo"][n].get("checked") or []) for n in failing)
+            )
+            failed = ", ".join(failing)
+        lines.append(f"{run.run_id}: the steady state did not hold in phase {phase}: {failed}")
+    return lines
+
+
+def _figure(limit: str) -> str:
+    return "throughput_rps" if limit == "min_throughput_rps" else limit

@@ -10,9 +10,11 @@ about one poll interval of the first request; ``run.json`` also gives each
 action's offset from the first request's recorded intended start.
 
 Each action is a row of ``events.parquet`` (kind ``fault``, name ``stall``,
-``set`` or ``revert``, its time the moment the admin request was sent) and an
-entry of ``run.json``'s ``faults`` list. An action the service refuses, or a stall or
-`set` still due when the load ends, is reported by :meth:`FaultRunner.problems`,
+``set``, ``revert``, a fault kind such as ``worker_kill``, or ``end``; its time
+the moment the admin request was sent; ``until`` the time the fault ended) and
+an entry of ``run.json``'s ``faults`` list. Fault kinds go through ``POST
+/admin/faults`` and end with ``DELETE /admin/faults/{id}``. An action the service
+refuses, or one still due when the load ends, is reported by :meth:`FaultRunner.problems`,
 and the runner fails the run: a run without the faults its spec asked for does
 not answer the spec's question. (A revert still due then is only listed as not
 fired: the service stops with the run.)
@@ -49,7 +51,7 @@ class Action:
     time_s: float
     order: int  # reverts before new changes at the same time, then by entry
     index: int
-    name: str  # stall | set | revert
+    name: str  # stall | set | revert | a fault kind | end
     fault: FaultSpec = field(compare=False)
 
 
@@ -57,9 +59,10 @@ def plan(faults: list[FaultSpec]) -> list[Action]:
     """The schedule's actions in the order they fire (a `set` with ``until_s`` gives two)."""
     actions = []
     for i, fault in enumerate(faults):
-        actions.append(Action(fault.at_s, 1, i, fault.action, fault))
+        actions.append(Action(fault.at_s, 1, i, fault.kind, fault))
         if fault.until_s is not None:
-            actions.append(Action(fault.until_s, 0, i, "revert", fault))
+            end = "revert" if fault.kind == "set" else "end"
+            actions.append(Action(fault.until_s, 0, i, end, fault))
     return sorted(actions)
 
 
@@ -99,6 +102,9 @@ class FaultRunner:
         """One dict per action fired, in order (what ``run.json`` lists)."""
         self._plan = plan(self.faults)
         self._previous: dict[int, dict[str, Any]] = {}
+        self._ids: dict[int, str] = {}
+        """The service's id of each fault started, by schedule index."""
+        self._started: dict[int, float] = {}
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="scalelab-faults", daemon=True)
@@ -122,13 +128,34 @@ class FaultRunner:
         A stall ends ``stall`` seconds after it was sent, a `set` with ``until_s``
         at its revert, and a `set` without one the moment it was applied.
         """
-        with self._lock:
-            fired = [r for r in self.records if r["ok"]]
-        if not fired:
+        spans = self.spans()
+        if not spans:
             return None
-        first = min(r["t"] for r in fired)
-        last = max(r["t"] + (r.get("seconds") or 0.0) for r in fired)
-        return first, last
+        return min(s["start"] for s in spans), max(s["end"] for s in spans)
+
+    def spans(self) -> list[dict[str, Any]]:
+        """Each fault that started: its index, kind, start and end (Unix times), in order.
+
+        A stall ends ``stall`` seconds after it was sent; a `set` at its revert;
+        another fault when its end was sent; without an end (a `set` without
+        ``until_s``, an instantaneous kill) at its start.
+        """
+        with self._lock:
+            records = [r for r in self.records if r["ok"]]
+        spans: dict[int, dict[str, Any]] = {}
+        for r in records:
+            if r["name"] in ("revert", "end"):
+                if r["index"] in spans:
+                    spans[r["index"]]["end"] = r["t"]
+                continue
+            end = r["t"] + (r.get("seconds") or 0.0)
+            spans[r["index"]] = {
+                "index": r["index"],
+                "kind": r["name"],
+                "start": r["t"],
+                "end": end,
+            }
+        return sorted(spans.values(), key=lambda s: s["start"])
 
     def problems(self) -> list[str]:
         """Actions that failed, and actions still due when the schedule was stopped."""
@@ -137,8 +164,8 @@ class FaultRunner:
         out = [f"{r['fault']}: {r['name']} failed: {r['error']}" for r in records if not r["ok"]]
         done = {(r["index"], r["name"]) for r in records}
         for action in self._plan:
-            if (action.index, action.name) in done or action.name == "revert":
-                continue  # a revert due after the load ended has nothing left to protect
+            if (action.index, action.name) in done or action.name in ("revert", "end"):
+                continue  # an end due after the load ended: the service stops with the run
             what = action.fault.describe(action.index)
             if self.t0 is None:
                 out.append(f"{what}: never fired: no request reached the service")
@@ -225,8 +252,25 @@ class FaultRunner:
             "at_s": action.time_s,
         }
         t = time.time()
+        start_t: float | None = None
         try:
-            if action.name == "stall":
+            if action.name == "end":
+                fault_id = self._ids.get(action.index)
+                if fault_id is None:
+                    raise RuntimeError("its fault never started, so there is nothing to end")
+                record["id"] = fault_id
+                response = client.delete(f"{self.url}/admin/faults/{fault_id}")
+                start_t = self._started.get(action.index)
+            elif action.name not in ("stall", "set", "revert"):
+                body = {"kind": action.name, "params": fault.params}
+                record["params"] = fault.params
+                response = client.post(f"{self.url}/admin/faults", json=body)
+                if response.status_code == 201:  # started: its id ends it later
+                    answer = response.json()
+                    self._ids[action.index] = answer["id"]
+                    record["id"] = answer["id"]
+                    record["service"] = answer.get("detail")
+            elif action.name == "stall":
                 record["seconds"] = fault.stall
                 response = client.post(f"{self.url}/admin/stall", params={"seconds": fault.stall})
             elif action.name == "set":
@@ -240,13 +284,14 @@ class FaultRunner:
                 t = time.time()
                 response = client.put(f"{self.url}/admin/config", json=nested(fault.set))
             else:
+                start_t = self._started.get(action.index)
                 before = self._previous.get(action.index)
                 if before is None:
                     raise RuntimeError("its set never took effect, so there is nothing to revert")
                 record["values"] = before
                 response = client.put(f"{self.url}/admin/config", json=nested(before))
             record["status"] = response.status_code
-            record["ok"] = response.status_code == 200
+            record["ok"] = response.status_code in (200, 201)
             if not record["ok"]:
                 record["error"] = f"HTTP {response.status_code}: {response.text[:300]}"
         except (httpx.HTTPError, KeyError, RuntimeError, ValueError) as exc:
@@ -258,4 +303,13 @@ class FaultRunner:
         with self._lock:
             self.records.append(record)
         detail = {k: v for k, v in record.items() if k not in ("name", "t")}
-        self.events.fault(action.name, at=t, **detail)
+        if action.name in ("end", "revert"):
+            self.events.fault(action.name, at=t, until=t, **detail)
+            if start_t is not None and record["ok"]:
+                self.events.set_until(start_t, t)
+            return
+        lasts = record["ok"] and fault.until_s is not None
+        until = None if lasts else t + (record.get("seconds") or 0.0)
+        self.events.fault(action.name, at=t, until=until, **detail)
+        if record["ok"]:
+            self._started[action.index] = t

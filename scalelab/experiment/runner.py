@@ -594,6 +594,7 @@ def _finish_run(
             measure_from=measure_from,
             slo=spec.slo,
             fault_window=faults.window() if faults is not None else None,
+            fault_spans=faults.spans() if faults is not None else None,
         )
         write_json(run_dir / "summary.json", summary)
     except Exception as exc:

@@ -115,12 +115,16 @@ SLO_LIMITS = ("p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms", "error_rate", "
 
 
 class FaultSpec(_Section):
-    """One entry of the fault schedule: at ``at_s`` seconds into the load, a stall or a change.
+    """One entry of the fault schedule: at ``at_s`` seconds into the load, a fault.
 
     ``stall = S`` holds every data-plane request arriving in the next S seconds
     (``POST /admin/stall?seconds=S``). ``set = {"faults.error_rate" = 0.2}`` lays
     those dotted service fields over the running configuration (``PUT
     /admin/config``); ``until_s`` puts back the values they had just before.
+    ``action = "<kind>"`` with ``params = {...}`` starts a fault of that kind
+    (``worker_kill``, ``worker_pause``, ``task``, ``network``...: see
+    :mod:`scalelab.chaos.kinds`) through ``POST /admin/faults``; ``until_s``
+    ends it (required for the kinds that last until they are ended).
     """
 
     at_s: float = Field(ge=0, le=86_400, description="Seconds after the load's first request.")
@@ -131,8 +135,18 @@ class FaultSpec(_Section):
         default=None,
         description="Dotted service fields and their values, e.g. {'faults.error_rate' = 0.2}.",
     )
+    action: str | None = Field(
+        default=None,
+        description="'stall', 'set', or a fault kind (worker_kill, worker_pause, task, ...).",
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="The fault kind's parameters, e.g. {worker = 0}."
+    )
     until_s: float | None = Field(
-        default=None, gt=0, le=86_400, description="When to revert a `set` (seconds, as at_s)."
+        default=None,
+        gt=0,
+        le=86_400,
+        description="When to revert a `set` or end a fault (seconds, as at_s).",
     )
 
     @field_validator("set", mode="before")
@@ -156,8 +170,22 @@ class FaultSpec(_Section):
 
     @model_validator(mode="after")
     def _one_action(self) -> FaultSpec:
-        if (self.stall is None) == (self.set is None):
+        legacy = "stall" if self.stall is not None else "set" if self.set is not None else None
+        if self.stall is not None and self.set is not None:
             raise ValueError("give exactly one action: stall = <seconds> or set = { ... }")
+        if self.action is None and legacy is None:
+            raise ValueError(
+                "give exactly one action: stall = <seconds>, set = { ... }, or "
+                "action = '<fault kind>' with params = { ... }"
+            )
+        if legacy is not None and self.action not in (None, legacy):
+            raise ValueError(f"action = {self.action!r} and {legacy} both given; keep one")
+        if legacy is None:
+            self._check_kind()
+        else:
+            self.action = legacy
+            if self.params:
+                raise ValueError(f"params belong to a fault kind, not to {legacy}; remove them")
         if self.set is not None:
             if not self.set:
                 raise ValueError("set is empty; name at least one service field")
@@ -174,18 +202,30 @@ class FaultSpec(_Section):
                         "'admission.max_in_flight'"
                     )
         if self.until_s is not None:
-            if self.set is None:
-                raise ValueError("until_s reverts a `set`; a stall ends by itself")
+            if self.stall is not None:
+                raise ValueError("until_s reverts a `set` or ends a fault; a stall ends by itself")
             if self.until_s <= self.at_s:
                 raise ValueError(
                     f"until_s ({self.until_s:g}) must be later than at_s ({self.at_s:g})"
                 )
         return self
 
+    def _check_kind(self) -> None:
+        from scalelab.chaos.kinds import FaultParamsError, lasting, parse_fault
+
+        assert self.action is not None
+        try:
+            model = parse_fault(self.action, self.params, "params")
+        except FaultParamsError as exc:
+            raise ValueError(str(exc).replace("\n", ";")) from None
+        self.params = model.model_dump(mode="json")
+        if lasting(self.action, model) and self.until_s is None:
+            raise ValueError(f"action = {self.action!r} lasts until it is ended: give until_s")
+
     @property
-    def action(self) -> str:
-        """``stall`` or ``set``."""
-        return "stall" if self.stall is not None else "set"
+    def kind(self) -> str:
+        """``stall``, ``set``, or the fault kind."""
+        return self.action or ("stall" if self.stall is not None else "set")
 
     @property
     def end_s(self) -> float:
@@ -198,9 +238,12 @@ class FaultSpec(_Section):
         """A short human name, e.g. ``faults.0 (stall 1 s at 5 s)``."""
         if self.stall is not None:
             what = f"stall {self.stall:g} s"
-        else:
+        elif self.set is not None:
             what = "set " + ", ".join(f"{k}={v!r}" for k, v in (self.set or {}).items())
-        return f"faults.{index} ({what} at {self.at_s:g} s)"
+        else:
+            shown = {k: v for k, v in self.params.items() if v not in (None, 0, 0.0, "", [], {})}
+            what = f"{self.action} " + " ".join(f"{k}={v!r}" for k, v in shown.items())
+        return f"faults.{index} ({what.strip()} at {self.at_s:g} s)"
 
 
 class SloSpec(_Section):
@@ -225,6 +268,16 @@ class SloSpec(_Section):
         ge=0,
         le=3_600,
         description="Time allowed after the last fault ends before the 'after' window starts.",
+    )
+    judge: list[Literal["before", "during", "after"]] = Field(
+        default_factory=lambda: ["before", "after"],  # type: ignore[arg-type]
+        description="Phases the hypothesis must hold in: before, during, after each fault.",
+    )
+    goodput_ms: float | None = Field(
+        default=None,
+        gt=0,
+        description="A success counts as goodput within this latency (default: p99_ms, "
+        "else max_ms, else any).",
     )
 
     @model_validator(mode="after")

@@ -44,6 +44,7 @@ from scalelab.analysis.definitions import (
     sent_mask,
 )
 from scalelab.analysis.percentiles import hist_mean_ms
+from scalelab.experiment.steady_state import steady_state
 from scalelab.loadgen.records import histogram_of
 
 if TYPE_CHECKING:
@@ -76,8 +77,14 @@ OPTIONAL_FIGURES = (
     "cache_served_ratio",
     "origin_calls",
     "slo_pass",
+    "timeouts",
+    "goodput_rps",
+    "retry_amplification",
+    "time_to_detect_s",
+    "time_to_recover_s",
 )
-"""Figures a run has only when they apply (an open loop, reads through a cache, an SLO)."""
+"""Figures a run has only when they apply (an open loop, reads through a cache, an SLO,
+faults)."""
 
 
 def _clean(value: Any) -> Any:
@@ -206,6 +213,7 @@ def compute_summary(
     measure_from: float | None = None,
     slo: SloSpec | None = None,
     fault_window: tuple[float, float] | None = None,
+    fault_spans: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The figures of ``summary.json`` for a run directory (missing inputs give ``None``).
 
@@ -285,6 +293,8 @@ def compute_summary(
         verdicts = slo_verdicts(records or {}, slo, fault_window)
         summary["slo"] = verdicts
         summary["slo_pass"] = all(v["pass"] for v in verdicts.values())
+    # Phases around each fault, time to detect and recover, goodput, amplification.
+    summary.update(steady_state(run, measure_from, slo, fault_spans, summary.get("slo")))
 
     summary["params"] = dict(params or {})
     summary["run_id"] = run_id

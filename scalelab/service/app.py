@@ -5,7 +5,8 @@
   (:class:`~.stack.Pipeline`) and render the answer;
 - control plane (:mod:`.routes.control`): ``/health`` and ``/metrics``;
 - admin (:mod:`.routes.admin`): the configuration, the stack, a stall, cache
-  invalidation; behind a token when the service has one.
+  invalidation; and (:mod:`.routes.faults`) faults of workers, tasks, the network
+  and Redis; behind a token when the service has one.
 
 The app's lifespan starts (or connects to) the Dask cluster, builds the stack
 from the configuration, and on the way out closes the stack and then the
@@ -22,8 +23,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from scalelab import __version__
+from scalelab.chaos.controller import FaultController
+from scalelab.chaos.setup import ChaosSetup
 from scalelab.config import ServiceConfig
-from scalelab.service.cluster import close_cluster, start_cluster
+from scalelab.service.cluster import close_cluster
 from scalelab.service.http_metrics import HttpMetrics
 from scalelab.service.routes.admin import admin_routers
 from scalelab.service.routes.control import control_router
@@ -34,6 +37,7 @@ from scalelab.service.routes.dataset import (
     add_admin_routes,
     dataset_router,
 )
+from scalelab.service.routes.faults import ChaosHolder, fault_router
 from scalelab.service.stack import plan_stack
 from scalelab.service.state import ServiceState
 
@@ -53,18 +57,35 @@ def create_app(
     plan_stack(config)
     state = ServiceState(config, admin_token)
 
+    holder = ChaosHolder()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state.client, state.cluster = await start_cluster(state.config.cluster)
+        chaos = ChaosSetup(state.config)
+        try:
+            state.config = await chaos.before_cluster()
+            state.client, state.cluster = await chaos.start_cluster()
+        except BaseException:
+            await chaos.close()
+            raise
+        controller = FaultController(
+            state.client, state.cluster, chaos.proxy, chaos.links, chaos.redis
+        )
+        holder.controller = controller
         try:
             await state.start()
             yield
         finally:
-            # Closing must go on to the cluster whatever the layers do.
+            # Faults end first (a paused worker would hold up the cluster's close);
+            # closing must go on to the cluster whatever the layers do.
+            holder.controller = None
+            with contextlib.suppress(Exception):
+                await controller.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(state.close(close_deadline_s / 2), close_deadline_s / 2)
             await close_cluster(state.client, state.cluster, close_deadline_s, kill_leftovers)
             state.client = state.cluster = None
+            await chaos.close()
 
     app = FastAPI(
         title="scalelab task service",
@@ -81,6 +102,7 @@ def create_app(
         if router.prefix == "/admin":
             add_admin_routes(router, state)
         app.include_router(router)
+    app.include_router(fault_router(state, holder))
     app.add_middleware(
         HttpMetrics,
         metrics=state.metrics,

@@ -67,7 +67,10 @@ async def _connect(config: ClusterConfig) -> tuple[Client, LocalCluster | None]:
             ),
         )
         return client, None
-    with _workers_ignore_sigint():
+    import dask
+
+    failures = {"distributed.scheduler.allowed-failures": config.allowed_failures}
+    with _workers_ignore_sigint(), dask.config.set(failures):
         cluster = await LocalCluster(
             n_workers=config.workers,
             threads_per_worker=config.threads_per_worker,

@@ -113,6 +113,10 @@ class Layer:
         """Count one of this layer's own outcomes (``shed``, ``hit``, ``retried``...)."""
         self.context.metrics.layer_outcome(self.name, outcome, amount)
 
+    def gauge(self, name: str, value: float) -> None:
+        """Set one of this layer's state gauges (``state``, ``limit``...) in ``/metrics``."""
+        self.context.metrics.layer_state.labels(self.name, name).set(value)
+
     async def close(self) -> None:
         """Release what the layer holds; called once no request uses it any more."""
         return None

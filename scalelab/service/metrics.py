@@ -27,7 +27,9 @@ name as the ``layer`` label:
 - ``scalelab_layer_seconds_total{layer}``: time spent inside the layer itself,
   excluding the rest of the stack it called (``next``);
 - ``scalelab_layer_outcomes_total{layer,outcome}``: the layer's own outcomes
-  (``shed``, ``hit``, ``miss``, ``stalled``, ...).
+  (``shed``, ``hit``, ``miss``, ``stalled``, ...);
+- ``scalelab_layer_state{layer,name}``: a layer's state now (a breaker's
+  ``state``, an adaptive ``limit``, a retry ``budget``, a hedge ``delay_ms``...).
 
 The cache in front of ``GET /task/key/{key}`` (see :mod:`.cache_stage`):
 
@@ -198,6 +200,12 @@ class ServiceMetrics:
             "scalelab_layer_outcomes",
             "A layer's own outcomes (shed, hit, miss, ...).",
             ["layer", "outcome"],
+            registry=r,
+        )
+        self.layer_state = Gauge(
+            "scalelab_layer_state",
+            "A layer's state now, by name (a breaker's state, a limit, a budget...).",
+            ["layer", "name"],
             registry=r,
         )
         self._outcome_children: dict[tuple[str, str], Callable[[float], None]] = {}

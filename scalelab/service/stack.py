@@ -47,6 +47,18 @@ EXECUTOR = "executor"
 
 _ORIGIN_ATTR = "scalelab_layer"
 
+EXTRA_TRY = "+try"
+"""Noted in a request's trail by a layer that tries it once more (a retry, a hedge)."""
+
+
+def attempts(trail: list[str]) -> int:
+    """Tries of a request: 1 plus every retry and hedge, when it reached the executor at all;
+    0 for an answer from a cache or from a layer that failed it fast. A router's fan-out
+    to several partitions is one try."""
+    if EXECUTOR not in trail:
+        return 0
+    return 1 + trail.count(EXTRA_TRY)
+
 
 def layer_class(use: str, field: str) -> type[Layer]:
     """The class a stack entry uses: a built-in layer by name, or a user ``module:Class``."""
@@ -292,7 +304,9 @@ class Stack:
             response = await self._handler(request)
         except Exception as exc:
             response = failure_response(exc)
-        response.headers["X-Layers"] = ",".join(dict.fromkeys(request.trail))
+        trail = request.trail
+        response.headers["X-Layers"] = ",".join(dict.fromkeys(n for n in trail if n != EXTRA_TRY))
+        response.headers.setdefault("X-Attempts", str(attempts(trail)))
         return response
 
     def describe(self) -> list[dict[str, Any]]:

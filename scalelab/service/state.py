@@ -99,19 +99,22 @@ class ServiceState:
             ]
             text = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
             raise ConfigRejected(f"invalid configuration: {text}", errors) from None
-        if new.cluster != self.config.cluster:
-            changed = [
-                f"cluster.{name}"
-                for name in type(new.cluster).model_fields
-                if getattr(new.cluster, name) != getattr(self.config.cluster, name)
-            ]
+        fixed = ("cluster", "chaos")  # processes started with the service
+        changed = [
+            f"{section}.{name}"
+            for section in fixed
+            for name in type(getattr(new, section)).model_fields
+            if getattr(getattr(new, section), name) != getattr(getattr(self.config, section), name)
+        ]
+        if changed:
             errors = [
                 {"field": f, "message": "cannot change while the service runs; restart it"}
                 for f in changed
             ]
             raise ConfigRejected(
-                f"{', '.join(changed)}: the cluster cannot change while the service runs; "
-                "restart the service with the new configuration",
+                f"{', '.join(changed)}: the cluster and what the service started with it "
+                "cannot change while the service runs; restart the service with the new "
+                "configuration",
                 errors,
             )
         try:

@@ -25,6 +25,8 @@ import zlib
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
+from scalelab.chaos.task_faults import apply_task_fault
+
 ITERATIONS_PER_UNIT = 100
 """Generator steps in one CPU unit."""
 
@@ -132,7 +134,11 @@ def worker_address() -> str:
 
 
 def run_task(fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[str, Any]:
-    """Run one workload call on a worker; return ``(worker address, result)``."""
+    """Run one workload call on a worker; return ``(worker address, result)``.
+
+    A task fault on this worker (:mod:`scalelab.chaos.task_faults`) applies first.
+    """
+    apply_task_fault()
     return worker_address(), fn(*args)
 
 
@@ -140,10 +146,12 @@ def run_batch(calls: Sequence[Call]) -> tuple[str, list[Outcome]]:
     """Run a batch of workload calls in one task; return the worker and one outcome per call.
 
     Calls of a workload with a batch form (:data:`BATCH_FORMS`) run together;
-    the rest run one after the other. A failing call fails only its own outcome.
+    the rest run one after the other. A failing call fails only its own outcome;
+    a task fault on this worker applies once to the whole batch, first.
     """
     from scalelab.service.logs import Traced, untraced
 
+    apply_task_fault()
     outcomes: list[Outcome | None] = [None] * len(calls)
     grouped: dict[Callable[..., Any], list[int]] = {}
     for i, (fn, args) in enumerate(calls):

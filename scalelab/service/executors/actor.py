@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from scalelab.chaos.task_faults import apply_task_fault
 from scalelab.config import ServiceConfig
 from scalelab.service.executors.base import Executor, TaskResult
 from scalelab.service.metrics import ServiceMetrics
@@ -60,6 +61,7 @@ class TaskActor:
     def run(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
         """Run one workload call on this worker."""
         self.calls += 1
+        apply_task_fault()
         return fn(*args)
 
 

@@ -104,7 +104,10 @@ class BatchedExecutor(Executor):
         self.metrics.batch_size.observe(size)
         try:
             future = self.client.submit(
-                run_batch, [(fn, args) for fn, args, _ in batch], pure=False
+                run_batch,
+                [(fn, args) for fn, args, _ in batch],
+                pure=False,
+                retries=self.config.executor.retries or None,
             )
             worker, outcomes = await future
         except BaseException as exc:

@@ -3,6 +3,8 @@
 - ``admission`` (:class:`~.admission.Admission`): load shedding;
 - ``faults`` (:class:`~.faults.Faults`): the ingress fault point;
 - ``cache`` (:class:`~.cache.Cache`): the cache in front of keyed reads;
+- ``timeout``, ``retry``, ``breaker``, ``hedge``, ``limit``: failure handling
+  (:mod:`.timeout`, :mod:`.retry`, :mod:`.breaker`, :mod:`.hedge`, :mod:`.limit`);
 - ``router`` (:class:`~.router.Router`): partitioned data for ``/data`` queries;
 - ``executor`` (:class:`~.execute.ExecutorLayer`): the terminal layer.
 
@@ -21,6 +23,11 @@ BUILTIN_PATHS: dict[str, str] = {
     "admission": "scalelab.service.layers.admission:Admission",
     "faults": "scalelab.service.layers.faults:Faults",
     "cache": "scalelab.service.layers.cache:Cache",
+    "timeout": "scalelab.service.layers.timeout:Timeout",
+    "retry": "scalelab.service.layers.retry:Retry",
+    "breaker": "scalelab.service.layers.breaker:Breaker",
+    "hedge": "scalelab.service.layers.hedge:Hedge",
+    "limit": "scalelab.service.layers.limit:Limit",
     "router": "scalelab.service.layers.router:Router",
     "executor": "scalelab.service.layers.execute:ExecutorLayer",
 }

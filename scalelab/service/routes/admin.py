@@ -20,8 +20,8 @@ MAX_STALL_S = 300.0
 """Longest stall ``POST /admin/stall`` accepts."""
 
 
-def admin_routers(state: ServiceState) -> list[APIRouter]:
-    """The ``/admin`` and ``/cache`` routers of the service ``state`` holds."""
+def admin_guard(state: ServiceState) -> Any:
+    """The dependency every admin route takes: with a token set, ``Authorization: Bearer``."""
 
     async def require_admin(request: Request) -> None:
         """With an admin token set, only ``Authorization: Bearer <token>`` may pass."""
@@ -39,7 +39,13 @@ def admin_routers(state: ServiceState) -> list[APIRouter]:
                 headers={"WWW-Authenticate": "Bearer"},
             )
 
-    guard = [Depends(require_admin)]
+    return Depends(require_admin)
+
+
+def admin_routers(state: ServiceState) -> list[APIRouter]:
+    """The ``/admin`` and ``/cache`` routers of the service ``state`` holds."""
+
+    guard = [admin_guard(state)]
     admin = APIRouter(prefix="/admin", tags=["admin"], dependencies=guard)
 
     @admin.get("/config")

@@ -1,0 +1,1 @@
+"""Faults the lab can inject into a running system: Dask workers, tasks, the network, Redis."""
