@@ -58,14 +58,50 @@ SPECS: dict[str, dict[str, Any]] = {
         "scenario": {"keys": 1000, "dist": "zipf", "alpha": 1.0, "units": 50},
         "service": {"cache": {"policy": "lru", "size": 100}},
     },
+    "failure_retries": {
+        "name": "failure_retries",
+        "locustfile": "baseline.py",
+        "load": {"mode": "closed", "users": 4},
+        "scenario": {"endpoint": "io", "io_ms": 5},
+        "service": {
+            "stack": ["admission", "retry", "faults", "cache"],
+            "retry": {"max_attempts": 3, "backoff": "none", "budget": False, "policy": ""},
+        },
+        "faults": [
+            {
+                "at_s": 2.0,
+                "until_s": 6.0,
+                "action": "task",
+                "params": {"workers": ["*"], "error_rate": 0.3, "seed": 11},
+            }
+        ],
+    },
+    "failure_breaker": {
+        "name": "failure_breaker",
+        "locustfile": "baseline.py",
+        "load": {"mode": "closed", "users": 4},
+        "scenario": {"endpoint": "io", "io_ms": 5},
+        "service": {
+            "stack": ["admission", "breaker", "faults", "cache"],
+            "breaker": {"policy": "consecutive", "failures": 5, "open_s": 0.25},
+        },
+        "faults": [
+            {
+                "at_s": 0.8,
+                "until_s": 2.0,
+                "action": "task",
+                "params": {"workers": ["*"], "error_rate": 1.0},
+            }
+        ],
+    },
 }
 
 
 def _set(spec: dict[str, Any], dotted: str, value: Any) -> None:
-    node = spec
+    node: Any = spec
     parts = dotted.split(".")
     for part in parts[:-1]:
-        node = node.setdefault(part, {})
+        node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
     node[parts[-1]] = value
 
 
@@ -78,10 +114,13 @@ def lab_run(
     params: Mapping[str, Any] | None = None,
     started_at: str = "2026-05-28T00:00:00+00:00",
     status: str = "ok",
-    events: Sequence[tuple[float, str, str]] = (),
+    events: Sequence[tuple[float, str, str] | tuple[float, str, str, float]] = (),
     metrics: pd.DataFrame | None = None,
 ) -> Run:
-    """A run of ``experiment`` at ``settings`` (dotted spec paths) holding ``requests``."""
+    """A run of ``experiment`` at ``settings`` (dotted spec paths) holding ``requests``.
+
+    ``events`` are ``(t, kind, name)``, or ``(t, kind, name, until)`` for a fault with an end.
+    """
     params = dict(params or {})
     write_run(path, requests, params=params, run_id=path.name, experiment=experiment, status=status)
     spec = copy.deepcopy(SPECS[experiment])
@@ -97,10 +136,11 @@ def lab_run(
         old = pd.read_parquet(path / "events.parquet")
         new = pd.DataFrame(
             {
-                "t": [t for t, _, _ in events],
-                "kind": [k for _, k, _ in events],
-                "name": [n for _, _, n in events],
+                "t": [e[0] for e in events],
+                "kind": [e[1] for e in events],
+                "name": [e[2] for e in events],
                 "detail": ["{}"] * len(events),
+                "until": [float(e[3]) if len(e) > 3 else float("nan") for e in events],
             }
         )
         pd.concat([old, new], ignore_index=True).to_parquet(path / "events.parquet", index=False)
