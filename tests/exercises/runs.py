@@ -87,8 +87,8 @@ SPECS: dict[str, dict[str, Any]] = {
         },
         "faults": [
             {
-                "at_s": 0.8,
-                "until_s": 2.0,
+                "at_s": 0.6,
+                "until_s": 1.6,
                 "action": "task",
                 "params": {"workers": ["*"], "error_rate": 1.0},
             }

@@ -170,7 +170,7 @@ LAB.add(
             spec="scenarios/failure_breaker.toml",
             compare_with="consecutive",
             outcome=FailsFastAndRecovers(),
-            overrides={"duration_s": 4.5, "warmup_s": 0.0, "cooldown_s": 0.0},
+            overrides={"duration_s": 4.0, "warmup_s": 0.0, "cooldown_s": 0.0},
             max_error_rate=1.0,  # the outage fails requests by design; the outcome judges them
         ),
         hint=f"three states, and a timer; what may pass while you do not know whether the "
