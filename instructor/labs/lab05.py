@@ -76,7 +76,7 @@ def _confirm(figure: str, theory: Any, sd: Any, floor: float) -> Any:
     def confirm(answer: float, ctx: Context) -> Verdict | None:
         during = pd.concat([during_fault(r) for r in ctx.runs("run")])
         n = len(during)
-        if n < 30:
+        if n < 20:
             return Verdict(
                 False,
                 f"the run has only {n} requests answered while the fault was on; run it "
