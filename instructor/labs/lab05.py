@@ -8,6 +8,7 @@ import concurrent.futures
 import math
 import random
 from collections.abc import Coroutine
+from itertools import pairwise
 from typing import Any
 
 import pandas as pd
@@ -173,50 +174,51 @@ hide(
 # --- q3: a circuit breaker ----------------------------------------------------------------
 
 
+BACKOFF_CAP = 8
+"""A breaker's open time doubles with each failed probe, up to this many times ``open_s``."""
+
+
 class SolutionBreaker(CircuitBreaker):
-    """The reference answer to lab05.q3: open after ``failures`` in a row, half-open after
-    ``open_s`` with at most ``half_open_probes`` probes, closed after ``successes``."""
+    """The reference answer to lab05.q3: open after ``failures`` in a row, half-open after the
+    current wait with at most ``half_open_probes`` probes, closed after ``successes``; each
+    failed probe doubles the wait (up to 8 x ``open_s``), closing resets it."""
 
     def __init__(self, params: Any) -> None:
         super().__init__(params)
         self.failed = 0
-        self.opened_at = 0.0
-        self.probes = 0
-        self.good_probes = 0
-
-    def _open(self, now: float) -> None:
-        self.state, self.opened_at = "open", now
-        self.probes = self.good_probes = self.failed = 0
+        self.until = 0.0
+        self.wait = float(params.open_s)
+        self.probing = 0
+        self.good = 0
 
     def allow(self, now: float) -> bool:
-        """Closed: yes. Open: no until ``open_s`` has passed. Half-open: while a probe is free."""
-        if self.state == "open" and now - self.opened_at >= self.params.open_s:
-            self.state, self.probes, self.good_probes = "half_open", 0, 0
-        if self.state == "closed":
-            return True
-        if self.state == "half_open" and self.probes < self.params.half_open_probes:
-            self.probes += 1
-            return True
-        return False
+        """Closed: yes. Open: no until its wait is over. Half-open: while a probe is free."""
+        if self.state == "open" and now >= self.until:
+            self.state, self.probing, self.good = "half_open", 0, 0
+        if self.state == "half_open":
+            free = self.probing < self.params.half_open_probes
+            self.probing += free
+            return free
+        return self.state == "closed"
 
     def record(self, ok: bool | None, now: float) -> None:
-        """Count failures in a row; a probe's outcome closes or opens it again."""
+        """Count failures in a row; a probe's outcome closes it or opens it for longer."""
         if self.state == "half_open":
-            self.probes = max(0, self.probes - 1)
-            if ok is None:
-                return
-            if not ok:
-                self._open(now)
-                return
-            self.good_probes += 1
-            if self.good_probes >= self.params.successes:
-                self.state, self.failed = "closed", 0
-            return
-        if self.state != "closed" or ok is None:
-            return
-        self.failed = 0 if ok else self.failed + 1
-        if self.failed >= self.params.failures:
-            self._open(now)
+            self.probing = max(self.probing - 1, 0)
+            if ok is False:
+                self.wait = min(2 * self.wait, BACKOFF_CAP * self.params.open_s)
+                self._trip(now)
+            elif ok:
+                self.good += 1
+                if self.good >= self.params.successes:
+                    self.state, self.failed, self.wait = "closed", 0, float(self.params.open_s)
+        elif self.state == "closed" and ok is not None:
+            self.failed = 0 if ok else self.failed + 1
+            if self.failed >= self.params.failures:
+                self._trip(now)
+
+    def _trip(self, now: float) -> None:
+        self.state, self.until, self.failed = "open", now + self.wait, 0
 
 
 def breaker_params(**changes: Any) -> BreakerConfig:
@@ -333,7 +335,6 @@ def _test_probes_while_half_open(answer: type) -> None:
         assert breaker.state == "open" and not breaker.allow(0.71), (
             "a failed probe must open it again at once"
         )
-        assert breaker.allow(0.71 + 0.5), "it did not probe again open_s after a failed probe"
 
 
 def _test_successes_and_no_verdicts(answer: type) -> None:
@@ -353,6 +354,39 @@ def _test_successes_and_no_verdicts(answer: type) -> None:
         fresh.record(None, 0.01 * i)
 
 
+def _probe_gaps(breaker: CircuitBreaker, until: float, up: Any = lambda t: False) -> list[float]:
+    """Seconds between the calls ``breaker`` let through once it had first opened (calls
+    every 10 ms, each taking 5 ms), to 0.1 s."""
+    times: list[float] = []
+    opened = False
+    for i in range(round(until / 0.01)):
+        now = i * 0.01
+        allowed = bool(breaker.allow(now))
+        if allowed:
+            if opened:
+                times.append(now)
+            breaker.record(bool(up(now)), now + 0.005)
+        opened = opened or breaker.state == "open"
+    return [round(b - a, 1) for a, b in pairwise(times)]
+
+
+def _test_backs_off_while_down(answer: type) -> None:
+    """each failed probe doubles the open time, up to 8 x open_s; closing resets it"""
+    gaps = _probe_gaps(_new(answer, open_s=0.5), 20.0)
+    want = [1.0, 2.0, 4.0, 4.0]
+    assert gaps[:4] == want, (
+        f"with open_s = 0.5 and a backend that stays down, the gaps between its probes were "
+        f"{gaps[:5]} s; each failed probe doubles the wait, up to 8 x open_s: {want}"
+    )
+    # Down, back for a moment (it closes), down again: the wait starts from open_s again.
+    gaps = _probe_gaps(_new(answer, open_s=0.5), 12.0, lambda t: 3.4 <= t < 5.0)
+    last = [g for g in gaps if g >= 0.2][-3:]
+    assert last[:2] == [0.5, 1.0], (
+        f"after it closed and opened again, its probes came {last} s apart: closing starts "
+        "the wait again from open_s"
+    )
+
+
 hide(
     "lab05.q3",
     solution=SolutionBreaker,
@@ -363,6 +397,7 @@ hide(
         _test_recovers_when_the_backend_is_back,
         _test_probes_while_half_open,
         _test_successes_and_no_verdicts,
+        _test_backs_off_while_down,
     ],
 )
 

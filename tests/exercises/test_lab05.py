@@ -19,7 +19,12 @@ from scalelab.exercises.context import Prediction
 from scalelab.exercises.instructor import ensure_hidden
 from scalelab.exercises.params import Parameters
 from scalelab.exercises.registry import get, get_lab
-from scalelab.service.resilience import CircuitBreaker, RetryPolicy, StandardRetryPolicy
+from scalelab.service.resilience import (
+    CircuitBreaker,
+    CountingBreaker,
+    RetryPolicy,
+    StandardRetryPolicy,
+)
 
 P = Parameters("lab05", {"error_rate": 0.3, "attempts": 3}, seed=0, smoke=False)
 BEFORE = 1779926000.0  # a Unix time before the runs' started_at (2026-05-28)
@@ -186,6 +191,15 @@ def _cases(r: dict[str, Run]) -> list[Case]:
         code(
             "lab05.q3", "wrong model", "a verdictless call counts", NoneIsFailure, "fail", "verdict"
         ),
+        code("lab05.q3", "wrong model", "the built-in breaker", CountingBreaker, "fail", "doubles"),
+        code(
+            "lab05.q3",
+            "wrong model",
+            "a wait never reset",
+            _never_reset(SolutionBreaker),
+            "fail",
+            "from open_s",
+        ),
         code("lab05.q3", "made-up context", "a function", lambda: None, "fail", "expected a class"),
         code("lab05.q3", "made-up context", "not a breaker", NotABreaker, "fail", "must subclass"),
         code(
@@ -328,15 +342,17 @@ class NoneIsFailure(_Simple):
 
 
 class RateBreaker(CircuitBreaker):
-    """Another right answer: opens when ``failures`` of the last 2 x ``failures`` calls failed."""
+    """Another right answer: opens when ``failures`` of the last 2 x ``failures`` calls failed;
+    its wait doubles on a failed probe, kept as a count of doublings."""
 
     def __init__(self, params: Any) -> None:
         super().__init__(params)
         self.recent: list[bool] = []
-        self.opened_at, self.probes, self.good = 0.0, 0, 0
+        self.opened_at, self.probes, self.good, self.doublings = 0.0, 0, 0, 0
 
     def allow(self, now: float) -> bool:
-        if self.state == "open" and now - self.opened_at >= self.params.open_s:
+        wait = self.params.open_s * 2 ** min(self.doublings, 3)
+        if self.state == "open" and now - self.opened_at >= wait:
             self.state, self.probes, self.good = "half_open", 0, 0
         if self.state == "half_open":
             if self.probes >= self.params.half_open_probes:
@@ -351,16 +367,31 @@ class RateBreaker(CircuitBreaker):
                 return
             if not ok:
                 self.state, self.opened_at = "open", now
+                self.doublings += 1
             else:
                 self.good += 1
                 if self.good >= self.params.successes:
-                    self.state, self.recent = "closed", []
+                    self.state, self.recent, self.doublings = "closed", [], 0
             return
         if ok is None:
             return
         self.recent = [*self.recent[-(2 * self.params.failures - 1) :], ok]
         if self.recent.count(False) >= self.params.failures:
             self.state, self.opened_at = "open", now
+
+
+def _never_reset(solution: type) -> type:
+    """The reference breaker, but closing keeps the wait it had grown to."""
+
+    class NeverReset(solution):  # type: ignore[valid-type, misc]
+        def record(self, ok: bool | None, now: float) -> None:
+            wait = self.wait
+            super().record(ok, now)
+            if self.state == "closed":
+                self.wait = wait
+
+    NeverReset.__module__ = __name__
+    return NeverReset
 
 
 class NotABreaker:

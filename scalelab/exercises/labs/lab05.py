@@ -155,7 +155,9 @@ LAB.add(
         how each call it allowed ended (``ok`` None: no verdict). Keep
         ``state`` ("closed", "open", "half_open") and honour the layer's
         parameters (``self.params``: ``failures``, ``open_s``,
-        ``half_open_probes``, ``successes``). Hidden tests drive it with a
+        ``half_open_probes``, ``successes``), and back off: each failed probe
+        doubles how long it stays open next (up to 8 x ``open_s``; closing
+        starts again from ``open_s``). Hidden tests drive it with a
         clock of their own; then, plugged into the service as
         ``breaker.policy`` under ``scenarios/failure_breaker.toml``, it must
         fail fast while the backend is down and let every request succeed
