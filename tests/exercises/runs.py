@@ -66,6 +66,7 @@ SPECS: dict[str, dict[str, Any]] = {
         "service": {
             "stack": ["admission", "retry", "faults", "cache"],
             "retry": {"max_attempts": 3, "backoff": "none", "budget": False, "policy": ""},
+            "executor": {"kind": "direct", "retries": 0},
         },
         "faults": [
             {

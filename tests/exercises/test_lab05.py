@@ -84,6 +84,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
         "budget": _retry_run(
             root, "001-r0", retry_requests(0.3, 3, seed=1), **{"service.retry.budget": True}
         ),
+        "dask_retries": _retry_run(
+            root, "004-r0", retry_requests(0.3, 3, seed=4), **{"service.executor.retries": 2}
+        ),
         "other_rate": _retry_run(
             root,
             "002-r0",
@@ -111,6 +114,7 @@ def _prediction_cases(
         case("blank", "ellipsis", ..., "not answered"),
         case("made-up context", "figures", truth, "fail", "mapping", run={"error_rate": truth}),
         case("made-up context", "with a budget", truth, "fail", "retry budget", run=r["budget"]),
+        case("made-up context", "Dask retries too", truth, "fail", "budget", run=r["dask_retries"]),
         case(
             "made-up context",
             "another error rate",

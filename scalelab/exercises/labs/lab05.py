@@ -41,6 +41,8 @@ RETRIES = Runs(
         "service.retry.max_attempts": Param("attempts"),
         "service.retry.budget": False,
         "service.retry.policy": "",
+        "service.stack": ["admission", "retry", "faults", "cache"],
+        "service.executor.retries": 0,
     },
     what="a failure_retries run at the lab's error rate and attempts, without a retry budget",
 )
