@@ -488,12 +488,12 @@ OUTAGE = (T0 + 0.6, T0 + 1.6)
 
 
 def outage_requests(calls_backend: float, fails_after_s: float, seed: int = 0) -> pd.DataFrame:
-    """Four users' requests over 4 s around a 1 s outage: during it, a share
+    """Four users' requests over 4.5 s around a 1 s outage: during it, a share
     ``calls_backend`` reach the backend (and fail), the rest fail fast; after it, requests
     fail until ``fails_after_s`` past its end."""
     rng = np.random.default_rng(seed)
     n = 4500
-    start = T0 + np.sort(rng.uniform(0.0, 4.0, n))
+    start = T0 + np.sort(rng.uniform(0.0, 4.5, n))
     down = (start >= OUTAGE[0]) & (start < OUTAGE[1])
     called = np.where(down, rng.random(n) < calls_backend, True)
     ok = ~down & (start >= OUTAGE[1] + fails_after_s)

@@ -121,7 +121,8 @@ class FailsFastAndRecovers(Outcome):
         share = float((down["attempts"] > 0).mean())
         errors = float((~back["ok"].astype(bool)).mean())
         text = (
-            f"while the backend was down, {share:.0%} of {len(down)} requests called it; "
+            f"in the service, while the backend was down, {share:.0%} of {len(down)} requests "
+            "called it; "
             f"from {self.recover_s:g} s after it was back, {errors:.1%} of {len(back)} failed"
         )
         if share > self.max_backend_share:
@@ -174,7 +175,7 @@ LAB.add(
             spec="scenarios/failure_breaker.toml",
             compare_with="consecutive",
             outcome=FailsFastAndRecovers(),
-            overrides={"duration_s": 4.0, "warmup_s": 0.0, "cooldown_s": 0.0},
+            overrides={"duration_s": 4.5, "warmup_s": 0.0, "cooldown_s": 0.0},
             max_error_rate=1.0,  # the outage fails requests by design; the outcome judges them
         ),
         hint=f"three states, and a timer; what may pass while you do not know whether the "
