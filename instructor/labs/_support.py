@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import math
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from typing import Any
 
 from scalelab.analysis.load import Run
@@ -32,3 +34,13 @@ def mean_throughput(runs: Iterable[Run]) -> float:
     """The mean throughput of runs (requests/s)."""
     values = [throughput(r) for r in runs]
     return sum(values) / len(values) if values else math.nan
+
+
+def run_sync(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Run ``coro`` to completion, also from a Jupyter kernel, whose event loop is running."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()

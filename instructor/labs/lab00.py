@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
 from scalelab.analysis import compare
@@ -13,7 +12,7 @@ from scalelab.exercises.context import Context
 from scalelab.service.executors import Executor, TaskResult
 from scalelab.service.workloads import run_task
 
-from ._support import figures, mean_throughput, throughput
+from ._support import figures, mean_throughput, run_sync, throughput
 
 # --- q1: the bottleneck's time per request ------------------------------------------------
 
@@ -216,16 +215,6 @@ def _make(cls: type, client: _FakeClient) -> Any:
     return cls(client, ServiceConfig(), ServiceMetrics())
 
 
-def _run_sync(coro: Coroutine[Any, Any, Any]) -> Any:
-    """Run ``coro`` to completion, also from a Jupyter kernel, whose event loop is running."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result()
-
-
 def _add(a: int, b: int) -> int:
     return a + b
 
@@ -233,7 +222,7 @@ def _add(a: int, b: int) -> int:
 def _test_returns_result(cls: type) -> None:
     """returns the workload's value and the worker that ran it"""
     executor = _make(cls, _FakeClient())
-    result = _run_sync(executor.run(_add, (2, 3)))
+    result = run_sync(executor.run(_add, (2, 3)))
     assert isinstance(result, TaskResult), "run() must return a TaskResult"
     assert result.value == 5, "the TaskResult's value is not what the workload returned"
     assert result.worker == "local", "the TaskResult's worker is not the one run_task reported"
@@ -248,7 +237,7 @@ def _test_one_task_per_request(cls: type) -> None:
     async def many() -> list[TaskResult]:
         return list(await asyncio.gather(*(executor.run(_add, (1, 1)) for _ in range(10))))
 
-    results = _run_sync(many())
+    results = run_sync(many())
     assert all(r.value == 2 for r in results), "some requests got a wrong value"
     assert len(client.tasks) == 10, (
         f"10 equal requests became {len(client.tasks)} Dask task(s); "
@@ -268,7 +257,7 @@ def _test_requests_overlap(cls: type) -> None:
         )
 
     try:
-        _run_sync(burst())
+        run_sync(burst())
     except TimeoutError:
         raise AssertionError(
             f"{bound} requests in flight never got {bound} tasks submitted: some waited for "
@@ -285,7 +274,7 @@ def _test_never_past_the_bound(cls: type) -> None:
     async def flood() -> list[TaskResult]:
         return list(await asyncio.gather(*(executor.run(_add, (i, 1)) for i in range(3 * bound))))
 
-    results = _run_sync(flood())
+    results = run_sync(flood())
     assert [r.value for r in results] == [i + 1 for i in range(3 * bound)], (
         "a flood of requests got wrong or reordered values"
     )
