@@ -65,17 +65,28 @@ def use_window(run: Run) -> tuple[float, float]:
     return float(sent["intended_start"].min()), fault_window(run)[0]
 
 
+def _instance(source: str, labels: dict[str, str]) -> tuple[str, str]:
+    return source, labels.get("worker", "")
+
+
 def _series_means(run: Run, metric: str, window: tuple[float, float], **match: str) -> list[float]:
-    """The mean over the window of each series of ``metric`` whose labels match."""
+    """The mean over the window's scrapes of ``metric`` (its matching series added up), per
+    instance scraped; a scrape without the series counts 0 (Dask exports a task state only
+    while some task is in it)."""
     m = run.metrics
     a, b = window
-    rows = m[(m["metric"] == metric) & (m["t"] >= a) & (m["t"] < b)]
-    means: dict[str, list[float]] = {}
-    for labels_text, value in zip(rows["labels"], rows["value"], strict=True):
-        labels = parse_labels(labels_text)
-        if all(labels.get(k) == v for k, v in match.items()):
-            means.setdefault(str(labels_text), []).append(float(value))
-    return [float(np.mean(v)) for v in means.values()]
+    inside = m[(m["t"] >= a) & (m["t"] < b)]
+    labels = [parse_labels(x) for x in inside["labels"]]
+    keys = [_instance(s, lab) for s, lab in zip(inside["source"], labels, strict=True)]
+    scrapes: dict[tuple[str, str], set[float]] = {}
+    totals: dict[tuple[str, str], float] = {}
+    for key, lab, name, t, value in zip(
+        keys, labels, inside["metric"], inside["t"], inside["value"], strict=True
+    ):
+        scrapes.setdefault(key, set()).add(float(t))
+        if name == metric and all(lab.get(k) == v for k, v in match.items()):
+            totals[key] = totals.get(key, 0.0) + float(value)
+    return [total / len(scrapes[key]) for key, total in totals.items()]
 
 
 def use_figures(run: Run) -> dict[str, tuple[float, float]]:

@@ -97,7 +97,9 @@ LAB.add(
           ``max_in_flight`` slots held by requests in the service; saturation the
           requests it shed per second.
 
-        Each mean is over the scrapes in the window. Then name the resource that
+        Each mean is over the scrapes in the window, a scrape that lacks a
+        series counting 0 (Dask exports a task state only while some task is
+        in it). Then name the resource that
         was saturated: ``"workers"``, ``"admission"``, or ``"none"``.""",
         points=3,
         shape=use_shape,
