@@ -152,16 +152,25 @@ def judge_use(answer: dict[str, Any], ctx: Context) -> Verdict:
                         "the worker threads' utilisation: the requests in the service are not all "
                         "on a thread; count the tasks the workers say they are executing.",
                     )
-            return Verdict(False, f"the {name}'s utilisation {u:.3g} is not what the run's "
-                           "metrics show over the window.")
+            return Verdict(
+                False,
+                f"the {name}'s utilisation {u:.3g} is not what the run's "
+                "metrics show over the window.",
+            )
         if not _near(s, ts, 0.10, 0.5):
             if key == "admission" and figures["admission"][1] > 0:
                 requests = _requests_rate(run)
                 if requests > 0 and _near(s, ts / requests, 0.10, 0.02):
-                    return Verdict(False, "the admission limit's saturation is asked in requests "
-                                   "shed per second, not as a share.")
-            return Verdict(False, f"the {name}'s saturation {s:.3g} is not what the run's "
-                           "metrics show over the window.")
+                    return Verdict(
+                        False,
+                        "the admission limit's saturation is asked in requests "
+                        "shed per second, not as a share.",
+                    )
+            return Verdict(
+                False,
+                f"the {name}'s saturation {s:.3g} is not what the run's "
+                "metrics show over the window.",
+            )
     said = answer["saturated"]
     if said != truth:
         busiest = max(names, key=lambda k: figures[k][0])
@@ -225,20 +234,29 @@ def judge_rule(answer: dict[str, Any], ctx: Context) -> Verdict:
     start, end = fault_window(run)
     result = try_rule(answer["expr"], run, for_s=answer["for"], firing=firing, silent=silent)
     if result.passed:
-        return Verdict(True, f"correct: promtool test rules passed at {len(firing)} seconds "
-                       f"of the fault and {len(silent)} outside it.")
+        return Verdict(
+            True,
+            f"correct: promtool test rules passed at {len(firing)} seconds "
+            f"of the fault and {len(silent)} outside it.",
+        )
     before = [t for t in result.wrong_firing if t < start]
     after = [t for t in result.wrong_firing if t >= end]
     parts = []
     if before:
-        parts.append(f"it fired before the fault, at {before[0] - start:+.0f} s from its start "
-                     "(the system's everyday symptoms are not the fault's)")
+        parts.append(
+            f"it fired before the fault, at {before[0] - start:+.0f} s from its start "
+            "(the system's everyday symptoms are not the fault's)"
+        )
     if after:
-        parts.append(f"it was still firing {after[-1] - end:.0f} s after the fault ended "
-                     "(does what it watches ever go down?)")
+        parts.append(
+            f"it was still firing {after[-1] - end:.0f} s after the fault ended "
+            "(does what it watches ever go down?)"
+        )
     if result.wrong_silent:
-        parts.append(f"it was silent during the fault, at {result.wrong_silent[0] - start:+.0f} s "
-                     "from its start")
+        parts.append(
+            f"it was silent during the fault, at {result.wrong_silent[0] - start:+.0f} s "
+            "from its start"
+        )
     return Verdict(False, "promtool test rules failed: " + "; ".join(parts) + ".")
 
 
@@ -279,14 +297,19 @@ def judge_red(answer: tuple[float, float, float], ctx: Context) -> Verdict:
             len(whole) / _span(whole), t_rate, 0.05, 0.0
         ):
             return Verdict(False, "the rate is the whole run's; the question is the fault's.")
-        return Verdict(False, f"a rate of {rate:.4g} requests/s is not what the clients sent "
-                       "while the fault was on.")
+        return Verdict(
+            False,
+            f"a rate of {rate:.4g} requests/s is not what the clients sent while the fault was on.",
+        )
     if not _near(errors, t_errors, 0.0, 0.02):
         status = rows["status"].to_numpy()
         only_500 = float((status == 500).mean())
         if _near(errors, only_500, 0.0, 0.01):
-            return Verdict(False, "those are the injected errors only; every failed request "
-                           "counts, whatever failed it.")
+            return Verdict(
+                False,
+                "those are the injected errors only; every failed request "
+                "counts, whatever failed it.",
+            )
         return Verdict(False, f"an error ratio of {errors:.3g} is not the fault's requests'.")
     if not _near(ms, t_ms, 0.05, 2.0):
         if _near(ms, float(lat.mean()), 0.02, 0.5):
@@ -295,8 +318,11 @@ def judge_red(answer: tuple[float, float, float], ctx: Context) -> Verdict:
         if _near(ms, whole_q, 0.02, 0.5):
             return Verdict(False, "that quantile is over the whole run, not the fault's window.")
         return Verdict(False, f"{ms:.4g} ms is not the {q:g} quantile of the fault's requests.")
-    return Verdict(True, f"correct: {t_rate:.1f} requests/s, {t_errors:.1%} errors, "
-                   f"q{q:g} = {t_ms:.1f} ms over {length:.1f} s.")
+    return Verdict(
+        True,
+        f"correct: {t_rate:.1f} requests/s, {t_errors:.1%} errors, "
+        f"q{q:g} = {t_ms:.1f} ms over {length:.1f} s.",
+    )
 
 
 def _span(rows: Any) -> float:
@@ -349,22 +375,31 @@ def judge_slowest(answer: tuple[str, str, float], ctx: Context) -> Verdict:
     truth = slowest_id(run)
     if rid != truth:
         if rid == slowest_id(run, "latency_us"):
-            return Verdict(False, "that request was slowest from when it was sent; the "
-                           "question is from when it was meant to start.")
+            return Verdict(
+                False,
+                "that request was slowest from when it was sent; the "
+                "question is from when it was meant to start.",
+            )
         return Verdict(False, f"{rid!r} is not the run's slowest request.")
     parts = phases(run, truth)
     longest = max(parts, key=lambda k: parts[k])
     if phase != longest or not _near(ms, parts[longest], 0.01, 1.0):
         service_ms = parts["service"] + parts["worker"]
         if phase == "service" and _near(ms, service_ms, 0.01, 1.0):
-            return Verdict(False, "the service's line times the whole request in the service, "
-                           "the worker's part included.")
+            return Verdict(
+                False,
+                "the service's line times the whole request in the service, "
+                "the worker's part included.",
+            )
         if phase != longest:
             return Verdict(False, f"most of {rid}'s time was not spent in {phase!r}.")
         return Verdict(False, f"{ms:.4g} ms is not the time {rid} spent in {phase!r}.")
-    return Verdict(True, f"correct: {rid} spent {ms:.1f} ms in {phase!r} "
-                   f"(client {parts['client']:.1f}, service {parts['service']:.1f}, "
-                   f"worker {parts['worker']:.1f} ms).")
+    return Verdict(
+        True,
+        f"correct: {rid} spent {ms:.1f} ms in {phase!r} "
+        f"(client {parts['client']:.1f}, service {parts['service']:.1f}, "
+        f"worker {parts['worker']:.1f} ms).",
+    )
 
 
 hide("lab08.q4", judge=judge_slowest, reference=slowest_reference)

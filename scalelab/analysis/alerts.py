@@ -83,7 +83,9 @@ class Series:
         return unix_time - self.start
 
 
-def promtool_series(run: Run, sources: Iterable[str] = ("service", "scheduler", "worker")) -> Series:
+def promtool_series(
+    run: Run, sources: Iterable[str] = ("service", "scheduler", "worker")
+) -> Series:
     """The run's scraped samples as promtool ``input_series`` on a one-second grid.
 
     Each grid point holds the series' last sample at or before it (``_`` before
@@ -134,9 +136,7 @@ def rule_files(
             {
                 "name": "scalelab",
                 "interval": "1s",
-                "rules": [
-                    {"alert": ALERT, "expr": f"count(({expr})) > 0", "for": f"{for_s:g}s"}
-                ],
+                "rules": [{"alert": ALERT, "expr": f"count(({expr})) > 0", "for": f"{for_s:g}s"}],
             }
         ]
     }
@@ -180,9 +180,7 @@ def try_rule(
         "firing": sorted({max(0, math.floor(series.at(t) + 1e-6)) for t in firing}),
         "silent": sorted({max(0, math.floor(series.at(t) + 1e-6)) for t in silent}),
     }
-    rules, tests = rule_files(
-        expr, duration_s(for_s), series, on_grid["firing"], on_grid["silent"]
-    )
+    rules, tests = rule_files(expr, duration_s(for_s), series, on_grid["firing"], on_grid["silent"])
     with tempfile.TemporaryDirectory(prefix="scalelab-rule-") as tmp:
         Path(tmp, "rules.yml").write_text(yaml.safe_dump(rules, sort_keys=False))
         Path(tmp, "test.yml").write_text(yaml.safe_dump(tests, sort_keys=False))

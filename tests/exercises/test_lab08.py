@@ -85,16 +85,20 @@ def _metrics(system: str, req: pd.DataFrame) -> pd.DataFrame:
     for status in (200, 500, 503):
         mine = answered[req["status"].to_numpy() == status]
         for t, v in zip(service_t, _counter(service_t, mine), strict=True):
-            rows.append((t, "service", "scalelab_requests_total", f"endpoint=/task/io,status={status}", v))
+            rows.append(
+                (t, "service", "scalelab_requests_total", f"endpoint=/task/io,status={status}", v)
+            )
     injected = answered[req["status"].to_numpy() == 500]
     shed = answered[req["status"].to_numpy() == 503]
     in_flight = {"workers": 14.0, "admission": 1.5, "none": 12.0}[system]
-    for t, a, b in zip(service_t, _counter(service_t, injected), _counter(service_t, shed), strict=True):
+    for t, a, b in zip(
+        service_t, _counter(service_t, injected), _counter(service_t, shed), strict=True
+    ):
         rows.append((t, "service", "scalelab_faults_injected_total", "kind=error", a))
         rows.append((t, "service", "scalelab_rejected_total", "", b))
         rows.append((t, "service", "scalelab_in_flight", "", in_flight))
-    for i, t in zip(k, SCRAPES + 0.01, strict=True):
-        queued = 12.0 if system == "workers" else 0.0
+    queued = 12.0 if system == "workers" else 0.0
+    for t in SCRAPES + 0.01:
         rows.append((t, "scheduler", "dask_scheduler_tasks", "state=queued", queued))
     for w, offset in (("tcp://127.0.0.1:40001", 0.02), ("tcp://127.0.0.1:40002", 0.03)):
         for i, t in zip(k, SCRAPES + offset, strict=True):
@@ -136,9 +140,7 @@ def observability_run(path: Path, system: str, error_rate: float = ERROR_RATE) -
             "service.cluster.threads_per_worker": threads,
             "service.admission.max_in_flight": limit,
             "service.layers.gate.ingress_delay_ms": gate,
-            "faults": [
-                {"at_s": 4.5, "set": {"faults.error_rate": error_rate}, "until_s": 9.5}
-            ],
+            "faults": [{"at_s": 4.5, "set": {"faults.error_rate": error_rate}, "until_s": 9.5}],
         },
     )
     _metrics(system, req).to_parquet(run.path / "metrics.parquet", index=False)
@@ -175,7 +177,9 @@ def _cases(r: dict[str, Run]) -> list[Case]:
     ) -> Case:
         system = kw.pop("system", "workers")
         context = kw.pop("context", {"run": r[system]})
-        return Case(exercise, role, name, answer, context, kw.pop("p", params(system)), expect, says)
+        return Case(
+            exercise, role, name, answer, context, kw.pop("p", params(system)), expect, says
+        )
 
     # What the runs were written to show, before the fault (T0 to T0 + 4.5 s: scrapes at
     # T0, T0 + 1 ... T0 + 4, five per instance).
@@ -336,8 +340,8 @@ def _cases(r: dict[str, Run]) -> list[Case]:
             "lab08.q5",
             "made-up context",
             "with a run",
-            "USE finds the saturated resource from its metrics, one by one; RED says what the users feel and is "
-            "what to page on.",
+            "USE finds the saturated resource from its metrics, one by one; RED says what the "
+            "users feel and is what to page on.",
             "needs review",
         ),
     ]
