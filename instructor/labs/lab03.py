@@ -143,11 +143,15 @@ hide(
     rel_tol=0.03,
     measured=measured_imbalance,
     mistakes=[
-        Mistake(lambda ctx: 1.0, "hashing spreads keys evenly, not their popularity."),
+        Mistake(
+            lambda ctx: 1.0,
+            "hashing spreads keys evenly, not their popularity: weigh each key by how often "
+            "it is asked for.",
+        ),
         Mistake(
             _equal_keys,
-            "that counts keys per partition as if every key were equally popular; weigh each "
-            "key by how often it is asked for.",
+            "hashing spreads keys evenly, not their popularity: weigh each key by how often "
+            "it is asked for.",
         ),
         Mistake(
             _hottest_key_alone,
@@ -257,7 +261,7 @@ def _test_own_ring(answer: type) -> None:
 hide(
     "lab03.q3",
     solution=SolutionRing,
-    tests=[_test_contract, _test_own_ring, _test_even, _test_moves_little],
+    tests=[_test_own_ring, _test_contract, _test_even, _test_moves_little],
 )
 
 # --- q4: the indexes a mix needs --------------------------------------------------------------
@@ -291,11 +295,11 @@ def judge_indexes(answer: list[str], ctx: Context) -> Verdict:
     plans = index_plans(answer, mix)
     scanning = [name for name, plan in plans.items() if not searches_orders(plan)]
     if scanning:
-        name = scanning[0]
+        found = "; ".join(f"{name!r}: {' / '.join(plans[name])}" for name in scanning)
         return Verdict(
             False,
             f"{len(scanning)} of {len(mix)} queries still read orders without searching an "
-            f"index; {name!r}: {' / '.join(plans[name])}",
+            f"index: {found}",
         )
     fewest = len(REFERENCE_DDL[mix])
     if len(answer) > fewest:
