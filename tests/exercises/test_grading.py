@@ -125,9 +125,9 @@ def test_grading_exits_0_and_shows_progress(graded: Graded) -> None:
     assert graded.status == 0, graded.progress
     lines = graded.progress.splitlines()
     assert "note: notes.txt: not a student folder, skipped" in lines
-    assert any(line.startswith("[1/6] blank/90_demo.ipynb: executing (SMOKE)") for line in lines)
+    assert any(line.startswith("[1/7] blank/90_demo.ipynb: executing (SMOKE)") for line in lines)
     assert any(
-        line.startswith("[6/6] reference/90_demo.ipynb: ") and "points" in line for line in lines
+        line.startswith("[7/7] reference/90_demo.ipynb: ") and "points" in line for line in lines
     )
     assert "gradebook:" in graded.stdout and "need review" in graded.stdout
     data = json.loads((graded.out / "gradebook.json").read_text())
