@@ -51,7 +51,7 @@ def quickstart(extra: list[str]) -> None:
 
 
 def test(extra: list[str]) -> None:
-    """Lint, format check, type check, then the whole pytest suite."""
+    """Lint, format check, type check, then the whole pytest suite (or the tests in ``extra``)."""
     _run(BIN / "ruff", "check", "scalelab", "tests", "scenarios", "benchmarks", "tasks.py")
     _run(
         BIN / "ruff",
@@ -64,7 +64,13 @@ def test(extra: list[str]) -> None:
         "tasks.py",
     )
     _run(BIN / "mypy", "scalelab")
-    _run(BIN / "python", "-m", "pytest", *extra)
+    if extra:  # the caller chose the tests and the options
+        _run(BIN / "python", "-m", "pytest", *extra)
+        return
+    # Most tests wait on processes (a service, a cluster, Locust) more than they compute, so
+    # two run side by side; those whose assertions rest on timing run afterwards, alone.
+    _run(BIN / "python", "-m", "pytest", "-n", "2", "-m", "not serial")
+    _run(BIN / "python", "-m", "pytest", "-p", "no:xdist", "-m", "serial")
 
 
 def main() -> None:

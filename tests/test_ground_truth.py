@@ -57,7 +57,8 @@ from scalelab.procs import Child
 from scalelab.service.process import ServiceProcess, start_service
 from scalelab.service.workloads import draw_delay_ms
 
-pytestmark = pytest.mark.integration
+# Latencies measured against a known truth: run alone (tasks.py test's serial part).
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE = ROOT / "scenarios" / "baseline.py"

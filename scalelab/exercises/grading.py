@@ -486,10 +486,10 @@ class Grader:
             self._client = Client(self._cluster)
         return str(self._client.scheduler.address)
 
-    def _baseline(self, step: LiveStep) -> Any:
+    def _baseline(self, step: LiveStep, fresh: bool = False) -> Any:
         key = (step.spec, step.field, step.compare_with)
         cached = self._baselines.get(key)
-        if cached is not None and time.monotonic() - cached[0] < BASELINE_MAX_AGE_S:
+        if not fresh and cached is not None and time.monotonic() - cached[0] < BASELINE_MAX_AGE_S:
             return cached[1]
         run = None
         for _ in range(2):  # a busy machine can leave a short run empty: measure once more
@@ -537,11 +537,24 @@ class Grader:
                     f"{len(mine.measured_requests)} requests; measuring it again"
                 )
                 mine = self._measure(step, path, folder)
+            verdict = step.judge(mine, baseline)
+            if not verdict.passed and mine is not None and mine.status == "ok":
+                # Both ran, and the outcome was missed. The two runs are short and were
+                # measured apart, so a change in the machine's load between them moves the
+                # comparison: measure the built-in and the component again, back to back,
+                # and judge that pair. A component that really misses misses twice.
+                self.progress(
+                    f"note: {self._student}: {path} missed the live outcome once "
+                    f"({verdict.message}); measuring it and the built-in again, back to back"
+                )
+                baseline = self._baseline(step, fresh=True)
+                mine = self._measure(step, path, folder)
+                verdict = step.judge(mine, baseline)
         except GradingError:
             raise
         except Exception as exc:  # noqa: BLE001 - the service's refusal is the feedback
             return Verdict(False, f"the service could not run it: {exc}")
-        return step.judge(mine, baseline)
+        return verdict
 
     def _measure(self, step: LiveStep, path: str, folder: Path) -> Any:
         return step.measure(

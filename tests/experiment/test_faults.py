@@ -256,6 +256,7 @@ def test_summary_json_carries_the_verdicts(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.serial  # fault times checked to tens of ms: run alone
 def test_a_run_fires_its_schedule_on_time_and_judges_its_slo(
     tmp_path: Path, no_child_leaks: None
 ) -> None:

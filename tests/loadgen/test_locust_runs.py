@@ -128,6 +128,7 @@ def achieved_rate(starts: list[float]) -> float:
     return len(inside) / (hi - lo)
 
 
+@pytest.mark.serial  # a rate held to 1 %: run alone
 def test_open_loop_holds_its_rate_on_fast_and_slow_endpoints(server: str, tmp_path: Path) -> None:
     rate = 120.0
     fast = run_locust(
@@ -158,6 +159,7 @@ def test_open_loop_holds_its_rate_on_fast_and_slow_endpoints(server: str, tmp_pa
     assert slow["hists"]["actual"].get_value_at_percentile(50) >= 400_000
 
 
+@pytest.mark.serial  # a rate held to 1 %: run alone
 def test_open_loop_drops_at_the_cap_and_reports_it(server: str, tmp_path: Path) -> None:
     r = run_locust(
         tmp_path, BASELINE, server, 1, 3,
