@@ -9,11 +9,13 @@ for caches, hit ratios, latency by answer, origin load, staleness and Che's
 approximation of LRU (:mod:`scalelab.analysis.caching`); what each layer of the
 service's stack did (:func:`layer_table`); for failures, faults with their
 spans, the steady state phase by phase and retry amplification
-(:mod:`scalelab.analysis.failure`).
+(:mod:`scalelab.analysis.failure`); alerting rules tried on a run's series with
+``promtool`` (:mod:`scalelab.analysis.alerts`).
 """
 
 from __future__ import annotations
 
+from scalelab.analysis.alerts import firing_times, promtool_series, try_rule
 from scalelab.analysis.caching import (
     Staleness,
     caching_table,
@@ -89,6 +91,7 @@ __all__ = [
     "factorial_design",
     "fault_spans",
     "fault_table",
+    "firing_times",
     "fit_usl",
     "group_percentiles",
     "histogram_arrays",
@@ -111,11 +114,13 @@ __all__ = [
     "percentile_table",
     "phase_table",
     "predicted_hit_ratio",
+    "promtool_series",
     "requests_frame",
     "runs_frame",
     "served_ratio",
     "simulate_lru",
     "staleness",
+    "try_rule",
     "usl_throughput",
     "zipf_popularity",
 ]

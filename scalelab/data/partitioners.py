@@ -26,13 +26,17 @@ with the dataset's distinct keys and the rows of each, and then asks
 keys go, and :meth:`partitions_for_range` which partitions a range of keys
 may be in (``None``: any of them). It runs in the service and, pickled, on the
 workers, so it must be deterministic: no ``hash()`` of strings (it changes per
-process), no randomness without a fixed seed.
+process), no randomness without a fixed seed. A partitioner of your own goes to
+the workers by value (:func:`shipped`): only the service imports its module.
 """
 
 from __future__ import annotations
 
+import pickle
+import sys
 from typing import Any, ClassVar
 
+import cloudpickle
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -241,3 +245,38 @@ def moved_fraction(before: Partitioner, after: Partitioner, keys: np.ndarray) ->
     if not len(keys):
         return 0.0
     return float(np.mean(before.partition_many(keys) != after.partition_many(keys)))
+
+
+class _ByValue:
+    """Pickles a partitioner with the code of its own modules (cloudpickle, by value), so that
+    a worker that cannot import them (a shared cluster, a grader's) still unpickles it."""
+
+    def __init__(self, partitioner: Partitioner) -> None:
+        self.partitioner = partitioner
+
+    def __reduce__(self) -> tuple[Any, tuple[bytes]]:
+        modules = [sys.modules[m] for m in _user_modules(self.partitioner) if m in sys.modules]
+        for module in modules:
+            cloudpickle.register_pickle_by_value(module)
+        try:
+            data = cloudpickle.dumps(self.partitioner)
+        finally:
+            for module in modules:
+                cloudpickle.unregister_pickle_by_value(module)
+        return pickle.loads, (data,)
+
+
+def _user_modules(partitioner: Any) -> set[str]:
+    """The modules outside scalelab that define ``partitioner``'s class (and its base's)."""
+    found = set()
+    for obj in (partitioner, getattr(partitioner, "base", None)):
+        name = type(obj).__module__ if obj is not None else "scalelab"
+        if name.split(".")[0] not in ("scalelab", "builtins"):
+            found.add(name)
+    return found
+
+
+def shipped(partitioner: Partitioner) -> Any:
+    """What to send to the workers for ``partitioner``: itself when scalelab defines it, else a
+    wrapper that unpickles, on the worker, to the partitioner with its code sent by value."""
+    return _ByValue(partitioner) if _user_modules(partitioner) else partitioner

@@ -28,7 +28,7 @@ import numpy as np
 from scalelab.data import sqlite_db, tasks
 from scalelab.data.config import RouterConfig
 from scalelab.data.layout import DatasetInfo, read_customers, read_orders_file
-from scalelab.data.partitioners import Partitioner, check_assignment
+from scalelab.data.partitioners import Partitioner, check_assignment, shipped
 from scalelab.data.queries import GroupBy, Insert, Join, Lookup, Query, Range, key_counts
 
 if TYPE_CHECKING:
@@ -332,7 +332,7 @@ async def build_set(
         client.submit(
             tasks.split_frame,
             s,
-            partitioner,
+            shipped(partitioner),
             key,
             destinations,
             old,

@@ -23,6 +23,7 @@ Nothing the kernel writes about its own verdict is read. A reflection is
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import shutil
@@ -31,7 +32,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from scalelab.errors import ScaleLabError
 from scalelab.exercises.base import Exercise, Verdict
@@ -187,6 +188,7 @@ class Grader:
         self.progress = progress
         self.grading_errors: list[str] = []
         self._cluster: Any = None
+        self._task_log: IO[str] | None = None
         self._client: Any = None
         self._baselines: dict[tuple[str, str, str], tuple[float, Any]] = {}
         self._student = ""
@@ -262,6 +264,15 @@ class Grader:
                 with contextlib.suppress(Exception):  # closing is best effort
                     thing.close()
         self._client = self._cluster = None
+        if self._task_log is not None:
+            from scalelab.service.logs import TASK_LOGGER
+
+            logger = logging.getLogger(TASK_LOGGER)
+            for handler in list(logger.handlers):
+                logger.removeHandler(handler)
+                handler.close()
+            self._task_log.close()
+            self._task_log = None
 
     def _row(
         self,
@@ -475,6 +486,14 @@ class Grader:
     def _scheduler(self) -> str:
         if self._client is None:
             from distributed import Client, LocalCluster
+
+            from scalelab.service.logs import TASK_LOGGER, json_logger
+
+            # The cluster's workers are threads of this process: their task log lines go
+            # to a file beside the live runs, not into the progress on this terminal.
+            (self.out / "live").mkdir(parents=True, exist_ok=True)
+            self._task_log = (self.out / "live" / "tasks.log").open("a")
+            json_logger(TASK_LOGGER, self._task_log)
 
             self._cluster = LocalCluster(
                 n_workers=2,

@@ -35,7 +35,8 @@ from .conftest import (
     workers,
 )
 
-pytestmark = pytest.mark.integration
+# Delays, timeouts and hedges checked to tens of ms: run alone (tasks.py test's serial part).
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 
 def get(service: ServiceProcess, path: str = "/task/cpu", **params: Any) -> httpx.Response:

@@ -19,7 +19,8 @@ from scalelab.service.process import ServiceProcess, start_service
 
 from .conftest import admin, fault, start_fault
 
-pytestmark = [pytest.mark.integration, pytest.mark.redis]
+# Latency toxics checked to tens of ms: run alone (tasks.py test's serial part).
+pytestmark = [pytest.mark.integration, pytest.mark.redis, pytest.mark.serial]
 
 
 def children(service: ServiceProcess, needle: str) -> list[psutil.Process]:

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from uhashring import HashRing as ReferenceRing
@@ -14,6 +20,7 @@ from scalelab.data.partitioners import (
     check_assignment,
     make_partitioner,
     moved_fraction,
+    shipped,
 )
 from scalelab.data.ring import HashRing
 from scalelab.errors import PluginError
@@ -104,3 +111,32 @@ def test_the_seams_are_in_the_public_api() -> None:
     from scalelab.data.partitioners import Partitioner
 
     assert scalelab.Partitioner is Partitioner and scalelab.HashRing is HashRing
+
+
+def test_a_partitioner_of_your_own_reaches_a_process_that_cannot_import_its_module(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker without the student's module (a shared cluster's, a grader's) still unpickles
+    the partitioner: its code goes by value; scalelab's own go by reference."""
+    (tmp_path / "far_ring.py").write_text(
+        "from scalelab.data.partitioners import Partitioner\n\n\n"
+        "class Far(Partitioner):\n"
+        "    def partition(self, key):\n"
+        "        return (key * 7 + 3) % self.partitions\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    far = importlib.import_module("far_ring").Far(5)
+    assert pickle.loads(pickle.dumps(shipped(far))).partition(11) == far.partition(11)
+    assert shipped(ModuloHash(4)) is not None and isinstance(shipped(ModuloHash(4)), ModuloHash)
+    data = pickle.dumps(shipped(far))
+    code = (
+        "import pickle, sys; p = pickle.loads(sys.stdin.buffer.read()); "
+        "print(type(p).__name__, [p.partition(k) for k in range(6)])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], input=data, capture_output=True, check=True, cwd="/"
+    )
+    assert out.stdout.decode().split() == [
+        "Far",
+        *str([far.partition(k) for k in range(6)]).split(),
+    ]

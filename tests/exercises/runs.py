@@ -51,6 +51,19 @@ SPECS: dict[str, dict[str, Any]] = {
         "load": {"mode": "closed", "users": 1},
         "scenario": {"endpoint": "cpu", "units": 10},
     },
+    "observability": {
+        "name": "observability",
+        "locustfile": "baseline.py",
+        "load": {"mode": "open", "rate": 60.0, "arrival": "poisson"},
+        "scenario": {"endpoint": "io", "io_ms": 40},
+        "service": {
+            "stack": ["admission", "gate", "faults", "cache"],
+            "cluster": {"workers": 2, "threads_per_worker": 1},
+            "admission": {"max_in_flight": 1000},
+            "layers": {"gate": {"use": "faults", "ingress_delay_ms": 0.0}},
+        },
+        "faults": [{"at_s": 10.0, "set": {"faults.error_rate": 0.3}, "until_s": 14.0}],
+    },
     "caching_sweep": {
         "name": "caching_sweep",
         "locustfile": "caching.py",
