@@ -38,6 +38,7 @@ def run(spec: str, out: Path, *overrides: str) -> subprocess.CompletedProcess[st
     return subprocess.run(args, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.serial  # the kill must catch requests in flight on its worker: run alone
 def test_worker_kill_without_retries_fails_its_hypothesis_during_the_kill(tmp_path: Path) -> None:
     done = run(
         "failure_worker_kill.toml",
