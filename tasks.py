@@ -68,9 +68,15 @@ def test(extra: list[str]) -> None:
         _run(BIN / "python", "-m", "pytest", *extra)
         return
     # Most tests wait on processes (a service, a cluster, Locust) more than they compute, so
-    # two run side by side; those whose assertions rest on timing run afterwards, alone.
-    _run(BIN / "python", "-m", "pytest", "-n", "2", "-m", "not serial")
-    _run(BIN / "python", "-m", "pytest", "-p", "no:xdist", "-m", "serial")
+    # two run side by side (an idle worker takes tests queued for the other); those whose
+    # assertions rest on timing run afterwards, alone, collected from their files only.
+    _run(BIN / "python", "-m", "pytest", "-n", "2", "--dist", "worksteal", "-m", "not serial")
+    timed = sorted(
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "tests").rglob("test_*.py")
+        if "mark.serial" in path.read_text(encoding="utf-8")
+    )
+    _run(BIN / "python", "-m", "pytest", "-p", "no:xdist", "-m", "serial", *timed)
 
 
 def main() -> None:
