@@ -46,7 +46,7 @@ from scalelab.analysis.load import (
     resolve_experiment_dir,
 )
 from scalelab.analysis.percentiles import group_percentiles, merged_histogram, percentile_table
-from scalelab.analysis.queueing import in_flight_series, little_law, mmc_prediction
+from scalelab.analysis.queueing import LittleLaw, in_flight_series, little_law, mmc_prediction
 from scalelab.errors import ScaleLabError
 from scalelab.fileio import write_text
 
@@ -297,15 +297,20 @@ def _timeline(run: Run) -> str:
 # --- theory ------------------------------------------------------------------------------
 
 
+def _little(run: Run) -> LittleLaw | None:
+    """Little's law for the run, where it has the service's in-flight gauge (else None)."""
+    if run.requests.empty or not len(in_flight_series(run)):
+        return None
+    try:
+        return little_law(run, trim_s=1.0)
+    except ScaleLabError:
+        return None
+
+
 def _little_sentence(run: Run) -> str:
     """Little's law in one sentence, where the run has the service's in-flight gauge."""
-    if run.requests.empty or not len(in_flight_series(run)):
-        return ""
-    try:
-        ll = little_law(run, trim_s=1.0)
-    except ScaleLabError:
-        return ""
-    if not math.isfinite(ll.predicted_in_flight):
+    ll = _little(run)
+    if ll is None or not math.isfinite(ll.predicted_in_flight):
         return ""
     return (
         f"Little's law: λ = {ll.arrival_rate_rps:,.1f} req/s times W = "
@@ -316,11 +321,8 @@ def _little_sentence(run: Run) -> str:
 
 
 def _little_html(run: Run) -> str:
-    if run.requests.empty or not len(in_flight_series(run)):
-        return ""
-    try:
-        ll = little_law(run, trim_s=1.0)
-    except ScaleLabError:
+    ll = _little(run)
+    if ll is None:
         return ""
     rows = [
         ("arrival rate λ (req/s)", _fmt(ll.arrival_rate_rps, "{:,.2f}")),
