@@ -73,6 +73,7 @@ def names(service: ServiceProcess) -> dict[str, dict]:
     return {w["name"]: w for w in listed}
 
 
+@pytest.mark.serial  # a 0.5 s pause is looked at while it lasts: run alone
 def test_kills_with_and_without_a_nanny_and_a_pause(external) -> None:
     service, address, children = external
     everything = [psutil.Process(c.pid) for c in children]
