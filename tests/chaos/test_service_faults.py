@@ -225,6 +225,13 @@ def test_a_closed_worker_leaves_gracefully_and_churn_kills_at_random(
     closed = record["detail"]["worker"]
     # Retired: its address leaves the cluster (a count of 1 may be too brief to see).
     assert wait_until(lambda: closed not in {w["address"] for w in workers(service)}, 10.0, 0.2)
+    # Closed with its nanny: the process ends and nothing replaces it until the restore.
+    pid = record["detail"]["pid"]
+    assert wait_until(
+        lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie", 10.0, 0.2
+    )
+    time.sleep(1.5)
+    assert len(workers(service)) == 1
     end_fault(service, record["id"])
     assert wait_until(lambda: len(workers(service)) == 2, 20.0, 0.2)
     churn = start_fault(service, "worker_churn", mean_interval_s=0.3, seed=2)
