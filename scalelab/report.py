@@ -335,7 +335,7 @@ def _little_html(run: Run) -> str:
     return (
         "<h2>Little's law</h2>"
         '<p class="note">Over the measured time less 1 s at each end. L = λW holds for any '
-        "stable system; the service's own in-flight gauge, sampled once a second, should "
+        "stable system; the service's own in-flight gauge, sampled by the run's scraper, should "
         "agree with it.</p>" + _table(["Little's law", "value"], rows)
     )
 
@@ -512,9 +512,9 @@ _TIMELINE_NOTE = (
     '<p class="note">Throughput and errors per second, and the median and p99 latency of the '
     "requests answered in each second (from their intended start). Shaded: the warm-up (grey) "
     "and each fault while it was on. Under them, from the service's and Dask's "
-    "<code>/metrics</code> scraped once a second: CPU of each process, requests in the service "
-    "and Dask tasks on the workers (with Little's law λW over the measured time, dashed), and "
-    "Dask tasks per second.</p>"
+    "<code>/metrics</code> scraped once a second by default: CPU of each process, requests in "
+    "the service and Dask tasks on the workers (with Little's law λW over the measured time, "
+    "dashed), and Dask tasks per second.</p>"
 )
 
 

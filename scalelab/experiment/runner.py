@@ -399,7 +399,11 @@ def _run_one(
         _write_running(run, spec, experiment, started, service.url, health, monitoring)
         if say is not None:
             say(_running_line(run.run_id, service.url, health, monitoring))
-        scraper = Scraper(service.url + "/metrics", health.get("scheduler_metrics")).start()
+        scraper = Scraper(
+            service.url + "/metrics",
+            health.get("scheduler_metrics"),
+            interval_s=spec.monitoring.sample_interval_s,
+        ).start()
         argv = locust_args(spec, service.url, run_dir)
         events.phase("load_start", argv=argv)
         locust = procs.Child(

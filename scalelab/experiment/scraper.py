@@ -1,4 +1,4 @@
-"""A background thread that scrapes Prometheus ``/metrics`` once a second into long-format rows.
+"""A background thread that scrapes Prometheus ``/metrics`` (once a second by default) into rows.
 
 It polls the service's ``/metrics`` and, when the service reports one, the Dask
 scheduler's ``/metrics``; the workers' ``/metrics`` are found through the

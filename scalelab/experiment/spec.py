@@ -296,7 +296,7 @@ class MonitoringSpec(_Section):
 
     Both are off by default: each costs start-up time and disk space per run
     (docs/observability.md gives the figures). The run's own scraper
-    (``metrics.parquet``) always runs.
+    (``metrics.parquet``) always runs, every ``sample_interval_s``.
     """
 
     prometheus: bool = Field(
@@ -313,7 +313,14 @@ class MonitoringSpec(_Section):
         default=1.0,
         ge=0.1,
         le=60.0,
-        description="Prometheus's scrape interval, seconds (the run's own scraper keeps 1 s).",
+        description="Prometheus's scrape interval, seconds.",
+    )
+    sample_interval_s: float = Field(
+        default=1.0,
+        ge=0.05,
+        le=60.0,
+        description="The run's own scraper's interval (metrics.parquet), seconds: shorter "
+        "gives a gauge's mean over a short run more samples, at the cost of more scrapes.",
     )
 
 

@@ -90,7 +90,10 @@ def quickstart(tmp_path_factory: pytest.TempPathFactory) -> ExperimentResult:
     with procs._lock:
         before = set(procs._live)
     result = run_experiment(
-        QUICKSTART, overrides=["duration_s=3", *SMALL, two], out=out, progress=False
+        QUICKSTART,
+        overrides=["duration_s=3", *SMALL, two, "monitoring.sample_interval_s=0.5"],
+        out=out,
+        progress=False,
     )
     with procs._lock:
         left = [c.name for c in procs._live - before if c.alive()]
@@ -150,7 +153,8 @@ def test_sweep_writes_the_full_layout(
         assert "scalelab_requests_total" in set(metrics["metric"])
         t = events.set_index("name")["t"]
         assert metrics["t"].between(t["service_ready"] - 1, t["service_stop"] + 1).all()
-        assert metrics.loc[metrics["source"] == "service", "t"].nunique() >= 3  # one a second
+        # Scraped every 0.5 s (monitoring.sample_interval_s) through a 3 s load at least.
+        assert metrics.loc[metrics["source"] == "service", "t"].nunique() >= 6
 
         # The sweep really reached the service: Dask tasks only under the direct executor.
         submitted = metrics.loc[metrics["metric"] == "scalelab_dask_tasks_submitted_total"]

@@ -74,6 +74,8 @@ def test_the_monitoring_section_is_validated_like_the_others() -> None:
         load_spec(QUICKSTART, ["monitoring.prometheus_on=true"])
     with pytest.raises(SpecError, match=r"monitoring\.scrape_interval_s"):
         load_spec(QUICKSTART, ["monitoring.scrape_interval_s=0"])
+    with pytest.raises(SpecError, match=r"monitoring\.sample_interval_s"):
+        load_spec(QUICKSTART, ["monitoring.sample_interval_s=0.01"])
     spec = load_spec(QUICKSTART)
     assert not spec.monitoring.prometheus and not spec.monitoring.dask_report  # both cost: off
     swept = load_spec(QUICKSTART, ["sweep.monitoring.dask_report=[false, true]"])
