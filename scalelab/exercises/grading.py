@@ -23,7 +23,6 @@ Nothing the kernel writes about its own verdict is read. A reflection is
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import re
 import shutil
@@ -32,7 +31,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from scalelab.errors import ScaleLabError
 from scalelab.exercises.base import Exercise, Verdict
@@ -42,6 +41,7 @@ from scalelab.exercises.checking import evaluate
 from scalelab.exercises.context import Context, Prediction, Session, Stamp
 from scalelab.exercises.instructor import INSTRUCTOR_ENV, ensure_hidden, missing_hidden
 from scalelab.exercises.live import LIVE_ENV, LiveStep, find_scenarios
+from scalelab.exercises.live_logs import LiveLogs
 from scalelab.exercises.number import PredictionExercise
 from scalelab.exercises.params import SEED_ENV, seed_for
 from scalelab.exercises.registry import Lab, all_labs, lab_of_notebook
@@ -188,7 +188,7 @@ class Grader:
         self.progress = progress
         self.grading_errors: list[str] = []
         self._cluster: Any = None
-        self._task_log: IO[str] | None = None
+        self._logs: LiveLogs | None = None
         self._client: Any = None
         self._baselines: dict[tuple[str, str, str], tuple[float, Any]] = {}
         self._student = ""
@@ -264,15 +264,9 @@ class Grader:
                 with contextlib.suppress(Exception):  # closing is best effort
                     thing.close()
         self._client = self._cluster = None
-        if self._task_log is not None:
-            from scalelab.service.logs import TASK_LOGGER
-
-            logger = logging.getLogger(TASK_LOGGER)
-            for handler in list(logger.handlers):
-                logger.removeHandler(handler)
-                handler.close()
-            self._task_log.close()
-            self._task_log = None
+        if self._logs is not None:
+            self._logs.close()
+            self._logs = None
 
     def _row(
         self,
@@ -408,8 +402,13 @@ class Grader:
             on_cell_executed=after_cell,
         )
         stopped: list[str] = []
+        # The kernel's own output (and that of the Dask workers it starts) is the notebook's
+        # log, not the grader's console: it is kept beside the student's results.
+        kernel_log = results.parent / "kernel.log"
+        kernel_log.parent.mkdir(parents=True, exist_ok=True)
         try:
-            client.execute(env=env)
+            with open(kernel_log, "ab") as log:
+                client.execute(env=env, stdout=log, stderr=log)
         except (DeadKernelError, CellTimeoutError) as exc:
             stopped.append(
                 f"the notebook stopped: {type(exc).__name__}: {str(exc).splitlines()[0]}"
@@ -487,13 +486,9 @@ class Grader:
         if self._client is None:
             from distributed import Client, LocalCluster
 
-            from scalelab.service.logs import TASK_LOGGER, json_logger
-
-            # The cluster's workers are threads of this process: their task log lines go
-            # to a file beside the live runs, not into the progress on this terminal.
-            (self.out / "live").mkdir(parents=True, exist_ok=True)
-            self._task_log = (self.out / "live" / "tasks.log").open("a")
-            json_logger(TASK_LOGGER, self._task_log)
+            # The cluster's workers are threads of this process: their lines go to files
+            # beside the live runs, not into the progress on this terminal.
+            self._logs = LiveLogs(self.out / "live")
 
             self._cluster = LocalCluster(
                 n_workers=2,

@@ -140,9 +140,12 @@ def test_grading_exits_0_and_shows_progress(graded: Graded) -> None:
 
 @pytest.mark.integration
 @pytest.mark.parametrize("lab", LABS)
-def test_reference_solutions_pass_when_graded(lab: str, tmp_path: Path) -> None:
+def test_reference_solutions_pass_when_graded(
+    lab: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     """A lab's reference notebook, executed by the grader in SMOKE mode, earns every point
-    there is to earn automatically; its reflection waits for the instructor."""
+    there is to earn automatically; its reflection waits for the instructor. What the kernel,
+    its workers and the live cluster print goes to log files, not the grader's terminal."""
     notebook = get_lab(lab).notebook
     (tmp_path / "submissions" / "reference").mkdir(parents=True)
     shutil.copy(
@@ -159,6 +162,11 @@ def test_reference_solutions_pass_when_graded(lab: str, tmp_path: Path) -> None:
     data = json.loads((graded.out / "gradebook.json").read_text())
     (mine,) = [n for n in data["notebooks"] if n["student"] == "reference" and n["lab"] == lab]
     assert mine["errors"] == [], mine["errors"]
+    terminal = capfd.readouterr()
+    assert '"event":"task"' not in terminal.err and "distributed." not in terminal.err
+    assert (graded.out / "work" / "reference" / lab / "kernel.log").is_file()
+    if any(e.kind == "code" and e.live is not None for e in get_lab(lab).exercises):
+        assert (graded.out / "live" / "cluster.log").is_file()
     warnings.warn(f"seconds to grade {notebook} (SMOKE): {mine['seconds']:.1f}", stacklevel=1)
 
 
