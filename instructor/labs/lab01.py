@@ -84,23 +84,27 @@ def gauge_mean(ctx: Context) -> float:
     return float(law.measured_in_flight)
 
 
+FEW_SAMPLES = 10
+"""Below this many samples of the gauge, their own spread is not trusted (see below)."""
+
+
 def gauge_tolerance(ctx: Context, target: float) -> float:
     """10 %, or three standard errors of the gauge's mean when its samples are fewer or noisier.
 
     Nothing queues in this run (each request sleeps its own delay in the service), so the
-    number inside is Poisson: its variance is its mean. A few samples can look far steadier
-    than that by chance ([9, 12, 12] around 16), so a sample's variance is taken as at
-    least the mean in flight, the larger of the gauge's and the client's (λW) view."""
+    number inside is Poisson: its variance is its mean. Fewer than ``FEW_SAMPLES`` samples
+    can look far steadier than that by chance ([9, 12, 12] around 16), so their variance is
+    taken as at least the mean in flight, the larger of the gauge's and the client's (λW)."""
     run = ctx.run("run")
     law = little_law(run)
     series = in_flight_series(run)
     a, b = law.window
     values = series[(series[:, 0] >= a) & (series[:, 0] <= b), 1] if len(series) else series
     n = max(len(values), 1)
-    poisson = max(target, law.client_in_flight, 1.0)
-    observed = float(np.var(values, ddof=1)) if len(values) >= 2 else 0.0
-    se = math.sqrt(max(observed, poisson) / n)
-    return max(0.10 * target, 3.0 * se)
+    variance = float(np.var(values, ddof=1)) if len(values) >= 2 else 0.0
+    if n < FEW_SAMPLES:
+        variance = max(variance, target, law.client_in_flight, 1.0)
+    return max(0.10 * target, 3.0 * math.sqrt(variance / n))
 
 
 def _client(ctx: Context, column: str) -> float:

@@ -6,12 +6,14 @@ import math
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from rundirs import T0, make_requests
 
 from exercises.cases import Case, check_cases
 from exercises.runs import closed_loop_requests, lab_run, poisson_requests
-from scalelab.analysis.load import Run
+from scalelab.analysis.load import Run, load_run
+from scalelab.analysis.queueing import little_law
 from scalelab.exercises.context import Prediction
 from scalelab.exercises.instructor import ensure_hidden
 from scalelab.exercises.params import Parameters
@@ -68,6 +70,29 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         poisson_requests(80.0, 60.0, mean_ms=200.0, seed=5),
         settings={"load.rate": 80.0},
     )
+    # A 3 s run whose three gauge samples happen to sit low and steady ([9, 12, 12] against
+    # a λW near 17): too few to trust their own spread (seen in a SMOKE grading).
+    short = lab_run(
+        root / "little-short-r0",
+        "little_law",
+        poisson_requests(100.0, 3.0, mean_ms=200.0, seed=8),
+        settings={"load.rate": 100.0},
+    )
+    law = little_law(short)
+    metrics = pd.read_parquet(short.path / "metrics.parquet")
+    metrics = metrics[metrics["metric"] != "scalelab_in_flight"]
+    low = pd.DataFrame(
+        {
+            "t": np.linspace(law.window[0] + 0.1, law.window[1] - 0.1, 3),
+            "source": "service",
+            "metric": "scalelab_in_flight",
+            "labels": "",
+            "value": [9.0, 12.0, 12.0],
+        }
+    )
+    pd.concat([metrics, low], ignore_index=True).to_parquet(
+        short.path / "metrics.parquet", index=False
+    )
     rng = np.random.default_rng(6)
     sweep = []
     for rep in range(3):
@@ -87,6 +112,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "faster": faster,
         "little": little,
         "little_80": little_80,
+        "little_short": load_run(short.path),
         "sweep": sweep,
     }
 
@@ -102,6 +128,8 @@ def _cases(r: dict[str, Any]) -> list[Case]:
     little: Run = r["little"]
     s = little.summary
     lam_w = s["throughput_rps"] * s["mean_ms"] / 1000
+    short = r["little_short"].summary
+    short_w = short["throughput_rps"] * short["mean_ms"] / 1000
 
     def q2(role: str, name: str, value: Any, expect: str, says: str = "", **ctx: Any) -> Case:
         return Case("lab01.q2", role, name, value, ctx or {"run": little}, P, expect, says)
@@ -144,6 +172,7 @@ def _cases(r: dict[str, Any]) -> list[Case]:
         q1("made-up context", "another rate", 20.0, "fail", "load.rate", run=r["faster"]),
         q1("made-up context", "predicted after the run", 20.0, "fail", "after run", made=AFTER),
         q2("reference", "lambda W", lam_w, "pass"),
+        q2("reference", "lambda W, three samples", short_w, "pass", run=r["little_short"]),
         q2("blank", "ellipsis", ..., "not answered"),
         q2("wrong model", "median", s["throughput_rps"] * s["p50_ms"] / 1000, "fail", "median"),
         q2("wrong model", "lambda over W", s["throughput_rps"] / (s["mean_ms"] / 1000), "fail"),
