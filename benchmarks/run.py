@@ -265,8 +265,11 @@ def service_with(config: dict[str, Any]) -> Iterator[Any]:
 # --- the direct path, batching, raw Dask --------------------------------------------------
 
 
-async def _tasks_per_second(client: Any, seconds: float, concurrency: int, units: int) -> float:
-    """Tasks per second of ``concurrency`` loops submitting one task after another."""
+async def _tasks_per_second(
+    client: Any, seconds: float, concurrency: int, units: int
+) -> tuple[float, float]:
+    """Tasks per second of ``concurrency`` loops submitting one task after another, and the
+    CPU of this process (the client and the scheduler) meanwhile, in cores."""
     from scalelab.service.workloads import cpu_work
 
     done = 0
@@ -282,13 +285,17 @@ async def _tasks_per_second(client: Any, seconds: float, concurrency: int, units
 
     tasks = [asyncio.create_task(loop()) for _ in range(concurrency)]
     await asyncio.sleep(1.0)  # warm-up, not counted
-    measuring, start = True, time.monotonic()
+    measuring, start, cpu = True, time.monotonic(), time.process_time()
     await asyncio.gather(*tasks)
-    return done / (time.monotonic() - start)
+    wall = time.monotonic() - start
+    return done / wall, (time.process_time() - cpu) / wall
 
 
-async def _raw_dask_rps(opts: Options, concurrency: int, units: int, workers: int) -> list[float]:
-    """Tasks per second of one async client at ``concurrency`` in flight, ``repeats`` times."""
+async def _raw_dask_rps(
+    opts: Options, concurrency: int, units: int, workers: int
+) -> list[tuple[float, float]]:
+    """Tasks per second of one async client at ``concurrency`` in flight, and the CPU (cores)
+    of the process holding the client and the scheduler, ``repeats`` times."""
     from dask.distributed import Client, LocalCluster
 
     async with (
@@ -364,11 +371,28 @@ def have_wrk() -> bool:
 
 def _wrk_task_rps(opts: Options, connections: int, units: int, kind: str) -> list[float]:
     """Throughput of ``/task/cpu`` with executor ``kind`` under ``wrk``, repeat by repeat."""
+    return [rps for rps, _ in _wrk_task_rps_cpu(opts, connections, units, kind)]
+
+
+def _wrk_task_rps_cpu(
+    opts: Options, connections: int, units: int, kind: str
+) -> list[tuple[float, float]]:
+    """Throughput of ``/task/cpu`` under ``wrk`` and the CPU (cores) of the service's process
+    (HTTP, the stack, the Dask client and the scheduler), repeat by repeat."""
+    import psutil
+
     config = {"cluster": {"workers": 2, "threads_per_worker": 1}, "executor": {"kind": kind}}
     with service_with(config) as service:
         url = f"{service.url}/task/cpu?units={units}"
+        process = psutil.Process(service.child.pid)
         wrk_rps(url, 2, connections)  # warm-up
-        return [wrk_rps(url, opts.seconds, connections) for _ in range(opts.repeats)]
+        out = []
+        for _ in range(opts.repeats):
+            before, start = sum(process.cpu_times()[:2]), time.monotonic()
+            rps = wrk_rps(url, opts.seconds, connections)
+            wall = time.monotonic() - start
+            out.append((rps, (sum(process.cpu_times()[:2]) - before) / wall))
+        return out
 
 
 @benchmark("direct")
@@ -379,7 +403,8 @@ def bench_direct(opts: Options) -> list[Figure]:
     a C client. Raw Dask is one async client submitting tasks from 32 loops.
     """
     concurrency, units = 32, 10
-    raw = asyncio.run(_raw_dask_rps(opts, concurrency, units, workers=2))
+    raw_both = asyncio.run(_raw_dask_rps(opts, concurrency, units, workers=2))
+    raw = [rps for rps, _ in raw_both]
     at32 = _experiment_rps(opts, concurrency, units, ("direct",))
     figures = [
         Figure("raw Dask, async client, 32 in flight", "tasks/s", raw, note=f"units={units}"),
@@ -392,9 +417,28 @@ def bench_direct(opts: Options) -> list[Figure]:
         ),
     ]
     if have_wrk():
-        direct = _wrk_task_rps(opts, concurrency, units, "direct")
+        both = _wrk_task_rps_cpu(opts, concurrency, units, "direct")
+        direct = [rps for rps, _ in both]
         figures.append(
             Figure("direct path (wrk, 32 conns) vs raw Dask", "req/s", direct, raw, at_least(0.8))
+        )
+        # Where the time goes: the process that holds the scheduler, on one event loop.
+        figures.append(
+            Figure(
+                "CPU of the process holding the scheduler: the service (wrk) vs raw Dask's",
+                "cores",
+                [cpu for _, cpu in both],
+                [cpu for _, cpu in raw_both],
+                digits=2,
+            )
+        )
+        figures.append(
+            Figure(
+                "that process's CPU per request (service, wrk) vs per task (raw Dask)",
+                "µs",
+                [cpu / rps * 1e6 for rps, cpu in both],
+                [cpu / rps * 1e6 for rps, cpu in raw_both],
+            )
         )
     return figures
 
