@@ -71,7 +71,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         settings={"load.rate": 80.0},
     )
     # A 3 s run whose three gauge samples happen to sit low and steady ([9, 12, 12] against
-    # a λW near 17): too few to trust their own spread (seen in a SMOKE grading).
+    # a λW near 17): too few to judge by (seen in a SMOKE grading that failed λW).
     short = lab_run(
         root / "little-short-r0",
         "little_law",
@@ -172,7 +172,7 @@ def _cases(r: dict[str, Any]) -> list[Case]:
         q1("made-up context", "another rate", 20.0, "fail", "load.rate", run=r["faster"]),
         q1("made-up context", "predicted after the run", 20.0, "fail", "after run", made=AFTER),
         q2("reference", "lambda W", lam_w, "pass"),
-        q2("reference", "lambda W, three samples", short_w, "pass", run=r["little_short"]),
+        q2("short run", "three samples", short_w, "fail", "read 3 times", run=r["little_short"]),
         q2("blank", "ellipsis", ..., "not answered"),
         q2("wrong model", "median", s["throughput_rps"] * s["p50_ms"] / 1000, "fail", "median"),
         q2("wrong model", "lambda over W", s["throughput_rps"] / (s["mean_ms"] / 1000), "fail"),
