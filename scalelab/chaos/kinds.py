@@ -8,8 +8,8 @@ or at once for an instantaneous one (a kill, a close):
 
 - ``worker_kill``: SIGKILL to a worker process; its nanny restarts it unless
   ``restart = false``. Instantaneous.
-- ``worker_close``: a worker retired gracefully (its results moved, then closed).
-  Instantaneous.
+- ``worker_close``: a worker retired gracefully (its results moved, then closed; when
+  Dask cannot move them it is closed all the same, ``moved = false``). Instantaneous.
 - ``worker_pause``: SIGSTOP to a worker process; SIGCONT at the end.
 - ``worker_churn``: kills random workers at Poisson times (``mean_interval_s``)
   until the end.

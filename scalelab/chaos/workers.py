@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 RUN_TIMEOUT_S = 10.0
 """Longest a ``client.run`` on a worker or nanny may take."""
 
+RETIRE_TIMEOUT_S = 20.0
+"""Longest Dask may take to move a closing worker's results (the admin call waits 30 s)."""
+
 
 class WorkerFaultError(RuntimeError):
     """A worker fault that cannot be done here; the message says why."""
@@ -64,6 +67,11 @@ def _signal(pid: int, sig: int) -> None:
 
 def _signal_self(sig: int) -> None:
     os.kill(os.getpid(), sig)
+
+
+async def _close_self(dask_worker: Any) -> None:
+    """On a worker: close, nanny and all (a retirement Dask declined)."""
+    await dask_worker.close(nanny=True, reason="scalelab-worker-close")
 
 
 def _close_nanny_with_worker(dask_worker: Any) -> None:
@@ -159,12 +167,52 @@ class Workers:
         return {"worker": worker.address, "pid": worker.pid, "restart": restart, "how": how}
 
     async def close(self, worker: WorkerInfo) -> dict[str, Any]:
-        """Retire the worker gracefully (its results are moved first), nanny and all."""
-        await asyncio.wait_for(
-            self.client.retire_workers([worker.address], close_workers=True), 30.0
+        """Retire the worker gracefully (its results are moved first), nanny and all.
+
+        Dask retires a worker only once every result that it alone holds has a copy on
+        another worker; when it cannot make one it declines, and the worker would run on
+        unable to take tasks. It is then closed all the same (``moved`` is False): Dask
+        computes again what was lost when it is asked for.
+        """
+        retired = await asyncio.wait_for(
+            self.client.retire_workers([worker.address], close_workers=True), RETIRE_TIMEOUT_S
         )
+        moved = worker.address in (retired or {})
+        if not moved and await self._listed(worker.address):
+            nanny = self._local_nanny(worker.address)
+            if nanny is not None:  # a LocalCluster's: closed by its owner, as restore expects
+                await asyncio.wait_for(nanny.close(), RETIRE_TIMEOUT_S)
+            else:
+                await asyncio.wait_for(
+                    self.client.run(_close_self, workers=[worker.address], wait=False),
+                    RUN_TIMEOUT_S,
+                )
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + RUN_TIMEOUT_S
+            while await self._listed(worker.address):
+                if loop.time() >= deadline:
+                    raise WorkerFaultError(
+                        f"worker {worker.address} neither retired nor closed in "
+                        f"{RUN_TIMEOUT_S:g} s; kill it instead (worker_kill)"
+                    )
+                await asyncio.sleep(0.1)
         self._known.pop(worker.address, None)
-        return {"worker": worker.address, "pid": worker.pid}
+        return {"worker": worker.address, "pid": worker.pid, "moved": moved}
+
+    def _local_nanny(self, address: str) -> Any:
+        """The LocalCluster's nanny of the worker at ``address``, or None."""
+        if self.cluster is None:
+            return None
+        for nanny in list(self.cluster.workers.values()):
+            if getattr(nanny, "worker_address", None) == address:
+                return nanny
+        return None
+
+    async def _listed(self, address: str) -> bool:
+        """Whether the scheduler still lists the worker at ``address``."""
+        scheduler: Any = self.client.scheduler
+        identity = await asyncio.wait_for(scheduler.identity(n_workers=-1), RUN_TIMEOUT_S)
+        return address in (identity.get("workers") or {})
 
     async def pause(self, worker: WorkerInfo) -> dict[str, Any]:
         """SIGSTOP the worker's process (its tasks and heartbeats stop)."""
