@@ -89,8 +89,11 @@ def test_kills_with_and_without_a_nanny_and_a_pause(external) -> None:
         0.3,
     )
 
-    start_fault(service, "worker_pause", worker=before["bare"]["address"], duration_s=0.5)
-    assert psutil.Process(before["bare"]["pid"]).status() == psutil.STATUS_STOPPED
+    # Paused 2 s, and the stop awaited: it takes effect when the target next runs, and a
+    # busy machine once showed it still running right after the call (0.5 s pause).
+    start_fault(service, "worker_pause", worker=before["bare"]["address"], duration_s=2.0)
+    bare = psutil.Process(before["bare"]["pid"])
+    assert wait_until(lambda: bare.status() == psutil.STATUS_STOPPED, 1.5, 0.02), bare.status()
     assert wait_until(
         lambda: psutil.Process(before["bare"]["pid"]).status() != psutil.STATUS_STOPPED, 5.0
     )
